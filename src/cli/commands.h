@@ -1,0 +1,10 @@
+/* The llmfuse subcommands: thin shells that parse options and call the
+ * library. Each returns the process exit status (0 ok, 1 error, 2 warning). */
+#ifndef LLMFUSE_CLI_COMMANDS_H
+#define LLMFUSE_CLI_COMMANDS_H
+
+enum { LF_EXIT_OK = 0, LF_EXIT_ERROR = 1, LF_EXIT_WARNING = 2 };
+
+int lf_command_xml(int argc, char **argv);
+
+#endif

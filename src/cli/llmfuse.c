@@ -1,0 +1,43 @@
+/* llmfuse: the filesystem tool. Dispatches to one subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"xml", lf_command_xml, "print a directory's state as XML, or check an XML state"},
+};
+
+static void print_usage(FILE *stream)
+{
+    fprintf(stream, "usage: llmfuse COMMAND [ARGS...]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(stream, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(stream, "\nRun 'llmfuse COMMAND -h' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return LF_EXIT_ERROR;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        print_usage(stdout);
+        return LF_EXIT_OK;
+    }
+    if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("llmfuse %s\n", LLMFUSE_VERSION);
+        return LF_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "llmfuse: unknown command '%s'\n", argv[1]);
+    print_usage(stderr);
+    return LF_EXIT_ERROR;
+}

@@ -1,0 +1,124 @@
+/* The in-memory filesystem tree: the one state type behind the simulator's
+ * reference, the XML form, the image's metadata and the engine's state.
+ *
+ * Nodes are inodes: a regular file may be reachable under several names
+ * (hard links); a directory has exactly one parent.  Operations take
+ * absolute paths ("/a/b") inside the tree and behave like the Linux syscall
+ * named in their comment, with the same errno results (as -errno), run with
+ * root's privileges: permission checks are left to the kernel
+ * (default_permissions), as for any FUSE filesystem.  Intermediate symlinks
+ * are followed (at most 40, then ELOOP); whether the final component is
+ * followed is the syscall's rule.
+ *
+ * The tree is not thread-safe; front ends serialise access. */
+#ifndef LLMFUSE_FS_TREE_H
+#define LLMFUSE_FS_TREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#define LF_TREE_NAME_MAX 255
+#define LF_TREE_PATH_MAX 4096 /* including the terminating NUL, as PATH_MAX */
+#define LF_TREE_SYMLINK_FOLLOW_MAX 40
+#define LF_TREE_MAX_FILE_SIZE (UINT64_C(1) << 44) /* ext4's limit; EFBIG beyond */
+
+typedef enum lf_node_type {
+    LF_NODE_DIRECTORY = 1,
+    LF_NODE_FILE,
+    LF_NODE_SYMLINK,
+} lf_node_type;
+
+typedef struct lf_tree lf_tree;
+typedef struct lf_node lf_node;
+
+/* A read-only view of a node; strings point into the tree and stay valid
+ * until the node changes. Also the attribute set for lf_tree_add_node. */
+typedef struct lf_node_info {
+    lf_node_type type;
+    uint32_t permissions; /* mode & 07777 */
+    uint32_t uid, gid;
+    const char *owner, *group; /* user and group names as the XML shows them */
+    struct timespec atime, mtime, ctime;
+    uint64_t size; /* file bytes, symlink target length, 0 for directories */
+    uint32_t link_count;
+    uint64_t inode_number;
+    const char *symlink_target; /* symlinks only */
+} lf_node_info;
+
+typedef void (*lf_tree_clock_fn)(void *context, struct timespec *now);
+
+/* A tree with no root directory: the state `<filesystem />` describes. */
+lf_tree *lf_tree_new(void);
+void lf_tree_free(lf_tree *tree);
+/* Clock for timestamps the operations set (default: CLOCK_REALTIME). */
+void lf_tree_set_clock(lf_tree *tree, lf_tree_clock_fn clock, void *context);
+/* Owner of nodes the operations create (default root:root). */
+void lf_tree_set_credentials(lf_tree *tree, uint32_t uid, uint32_t gid);
+
+/* --- Building and walking (parsers, scanners, writers) --- */
+
+/* Creates the root directory; -EEXIST if there is one. */
+int64_t lf_tree_make_root(lf_tree *tree, const lf_node_info *attributes, lf_node **root);
+lf_node *lf_tree_root(const lf_tree *tree);
+/* Adds `name` under `parent` with the given type, permissions, owner, group,
+ * times and (for symlinks) target; files start empty (see lf_node_write).
+ * -EEXIST for a duplicate name, -EINVAL for a name that is empty, ".", ".."
+ * or contains '/', -ENAMETOOLONG beyond LF_TREE_NAME_MAX. */
+int64_t lf_tree_add_node(lf_tree *tree, lf_node *parent, const char *name,
+                         const lf_node_info *attributes, lf_node **node);
+/* Another name for an existing file node (a hard link). */
+int64_t lf_tree_add_link(lf_tree *tree, lf_node *parent, const char *name, lf_node *file);
+
+void lf_node_get_info(const lf_node *node, lf_node_info *info);
+/* Children in bytewise name order. */
+size_t lf_node_child_count(const lf_node *directory);
+lf_node *lf_node_child(const lf_node *directory, size_t index, const char **name);
+lf_node *lf_node_lookup(const lf_node *directory, const char *name);
+/* File content access without path resolution or timestamp updates. */
+int64_t lf_node_read(const lf_node *file, void *buffer, size_t size, uint64_t offset);
+int64_t lf_node_write(lf_node *file, const void *data, size_t size, uint64_t offset);
+/* Sets a file's whole content to `size` bytes (sparse regions read as 0). */
+int64_t lf_node_set_size(lf_node *file, uint64_t size);
+/* Calls visit for each allocated extent of file content, in offset order;
+ * bytes between extents are zeros. Stops at and returns a negative result. */
+int64_t lf_node_for_each_extent(const lf_node *file,
+                                int64_t (*visit)(void *context, uint64_t offset,
+                                                 const uint8_t *data, size_t length),
+                                void *context);
+
+/* --- Operations with Linux semantics --- */
+
+int64_t lf_tree_getattr(lf_tree *tree, const char *path, struct stat *out); /* lstat */
+typedef int (*lf_readdir_fn)(void *context, const char *name, const struct stat *attributes);
+/* opendir+readdir: ".", "..", then children in name order. Stops early when
+ * the callback returns non-zero. Returns the number of entries delivered. */
+int64_t lf_tree_readdir(lf_tree *tree, const char *path, lf_readdir_fn callback, void *context);
+/* open(O_RDONLY)+pread / open(O_WRONLY)+pwrite: bytes moved. */
+int64_t lf_tree_read(lf_tree *tree, const char *path, void *buffer, size_t size, uint64_t offset);
+int64_t lf_tree_write(lf_tree *tree, const char *path, const void *data, size_t size,
+                      uint64_t offset);
+/* open(O_CREAT|O_WRONLY, mode), with O_EXCL when exclusive. */
+int64_t lf_tree_create(lf_tree *tree, const char *path, uint32_t mode, bool exclusive);
+int64_t lf_tree_mkdir(lf_tree *tree, const char *path, uint32_t mode);
+int64_t lf_tree_unlink(lf_tree *tree, const char *path);
+int64_t lf_tree_rmdir(lf_tree *tree, const char *path);
+/* renameat2; flags 0 or RENAME_NOREPLACE (others: -EINVAL). */
+int64_t lf_tree_rename(lf_tree *tree, const char *from, const char *to, unsigned flags);
+int64_t lf_tree_chmod(lf_tree *tree, const char *path, uint32_t mode);
+/* lchown; (uint32_t)-1 leaves that id unchanged. */
+int64_t lf_tree_chown(lf_tree *tree, const char *path, uint32_t uid, uint32_t gid);
+int64_t lf_tree_truncate(lf_tree *tree, const char *path, int64_t length);
+int64_t lf_tree_symlink(lf_tree *tree, const char *target, const char *link_path);
+/* readlink: target length (no NUL added); copies at most size bytes. */
+int64_t lf_tree_readlink(lf_tree *tree, const char *path, char *buffer, size_t size);
+int64_t lf_tree_link(lf_tree *tree, const char *existing, const char *new_path);
+/* utimensat(AT_SYMLINK_NOFOLLOW); times[0] atime, times[1] mtime; NULL, UTIME_NOW
+ * and UTIME_OMIT as the syscall. */
+int64_t lf_tree_utimens(lf_tree *tree, const char *path, const struct timespec times[2]);
+int64_t lf_tree_statfs(lf_tree *tree, struct statvfs *out);
+
+#endif

@@ -1,0 +1,263 @@
+/* Semantics of the in-memory tree that the differential test cannot reach
+ * through a sandbox (limits, the root, sparse content) or that deserve a
+ * readable example. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fs/tree.h"
+
+static void fixed_clock(void *context, struct timespec *now)
+{
+    *now = (struct timespec){.tv_sec = *(int64_t *)context};
+}
+
+static int64_t clock_seconds = 1000;
+
+static int setup(void **state)
+{
+    lf_tree *tree = lf_tree_new();
+    lf_node_info root = {.type = LF_NODE_DIRECTORY, .permissions = 0755};
+    assert_int_equal(lf_tree_make_root(tree, &root, NULL), 0);
+    lf_tree_set_clock(tree, fixed_clock, &clock_seconds);
+    *state = tree;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    lf_tree_free(*state);
+    return 0;
+}
+
+static struct stat stat_of(lf_tree *tree, const char *path)
+{
+    struct stat status;
+    assert_int_equal(lf_tree_getattr(tree, path, &status), 0);
+    return status;
+}
+
+static void test_write_extends_with_zeros_and_holes_read_as_zeros(void **state)
+{
+    lf_tree *tree = *state;
+    assert_int_equal(lf_tree_create(tree, "/f", 0644, true), 0);
+    assert_int_equal(lf_tree_write(tree, "/f", "end", 3, 10000), 3);
+    assert_int_equal(stat_of(tree, "/f").st_size, 10003);
+    assert_int_equal(stat_of(tree, "/f").st_blocks, 8); /* only the chunk that holds data */
+    char buffer[10003];
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, sizeof buffer, 0), 10003);
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal(buffer[i], 0);
+    assert_memory_equal(buffer + 10000, "end", 3);
+    /* Shrinking then growing must not resurrect the old bytes. */
+    assert_int_equal(lf_tree_truncate(tree, "/f", 10001), 0);
+    assert_int_equal(lf_tree_truncate(tree, "/f", 10003), 0);
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, 3, 10000), 3);
+    assert_memory_equal(buffer, "e\0\0", 3);
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, 10, 20000), 0);
+    assert_int_equal(lf_tree_truncate(tree, "/f", -1), -EINVAL);
+    assert_int_equal(lf_tree_truncate(tree, "/f", (int64_t)LF_TREE_MAX_FILE_SIZE + 1), -EFBIG);
+    assert_int_equal(lf_tree_write(tree, "/f", "x", 1, LF_TREE_MAX_FILE_SIZE), -EFBIG);
+}
+
+static void test_directory_link_counts(void **state)
+{
+    lf_tree *tree = *state;
+    assert_int_equal(stat_of(tree, "/").st_nlink, 2);
+    assert_int_equal(lf_tree_mkdir(tree, "/a", 0755), 0);
+    assert_int_equal(lf_tree_mkdir(tree, "/a/b", 0755), 0);
+    assert_int_equal(lf_tree_create(tree, "/a/f", 0644, true), 0);
+    assert_int_equal(stat_of(tree, "/").st_nlink, 3);
+    assert_int_equal(stat_of(tree, "/a").st_nlink, 3);
+    assert_int_equal(lf_tree_rename(tree, "/a/b", "/b", 0), 0);
+    assert_int_equal(stat_of(tree, "/").st_nlink, 4);
+    assert_int_equal(stat_of(tree, "/a").st_nlink, 2);
+    assert_int_equal(lf_tree_rmdir(tree, "/a"), -ENOTEMPTY);
+    assert_int_equal(lf_tree_unlink(tree, "/a/f"), 0);
+    assert_int_equal(lf_tree_rmdir(tree, "/a"), 0);
+    assert_int_equal(stat_of(tree, "/").st_nlink, 3);
+    assert_int_equal(lf_tree_rmdir(tree, "/"), -EBUSY);
+    assert_int_equal(lf_tree_rmdir(tree, "/b/."), -EINVAL);
+    assert_int_equal(lf_tree_rmdir(tree, "/b/.."), -ENOTEMPTY);
+    assert_int_equal(lf_tree_mkdir(tree, "/", 0755), -EEXIST);
+}
+
+static void test_rename_rules(void **state)
+{
+    lf_tree *tree = *state;
+    assert_int_equal(lf_tree_mkdir(tree, "/d", 0755), 0);
+    assert_int_equal(lf_tree_mkdir(tree, "/d/sub", 0755), 0);
+    assert_int_equal(lf_tree_mkdir(tree, "/empty", 0755), 0);
+    assert_int_equal(lf_tree_create(tree, "/f", 0644, true), 0);
+    assert_int_equal(lf_tree_create(tree, "/g", 0644, true), 0);
+    assert_int_equal(lf_tree_rename(tree, "/d", "/d/sub/x", 0), -EINVAL);
+    assert_int_equal(lf_tree_rename(tree, "/d/sub", "/d", 0), -ENOTEMPTY);
+    assert_int_equal(lf_tree_rename(tree, "/f", "/empty", 0), -EISDIR);
+    assert_int_equal(lf_tree_rename(tree, "/empty", "/f", 0), -ENOTDIR);
+    assert_int_equal(lf_tree_rename(tree, "/empty", "/d", 0), -ENOTEMPTY);
+    assert_int_equal(lf_tree_rename(tree, "/f", "/g", RENAME_NOREPLACE), -EEXIST);
+    assert_int_equal(lf_tree_rename(tree, "/f", "/g", RENAME_EXCHANGE), -EINVAL);
+    assert_int_equal(lf_tree_rename(tree, "/missing", "/x", 0), -ENOENT);
+    assert_int_equal(lf_tree_rename(tree, "/", "/x", 0), -EBUSY);
+    assert_int_equal(lf_tree_rename(tree, "/f/", "/x", 0), -ENOTDIR);
+    assert_int_equal(lf_tree_write(tree, "/f", "from f", 6, 0), 6);
+    assert_int_equal(lf_tree_rename(tree, "/f", "/g", 0), 0); /* replaces g */
+    char buffer[8];
+    assert_int_equal(lf_tree_read(tree, "/g", buffer, sizeof buffer, 0), 6);
+    assert_int_equal(lf_tree_getattr(tree, "/f", &(struct stat){0}), -ENOENT);
+    assert_int_equal(lf_tree_rename(tree, "/d/sub", "/empty", 0), 0); /* replaces an empty dir */
+    assert_int_equal(stat_of(tree, "/d").st_nlink, 2);
+    /* Two names of one file: rename is a no-op and both stay. */
+    assert_int_equal(lf_tree_link(tree, "/g", "/h"), 0);
+    assert_int_equal(lf_tree_rename(tree, "/g", "/h", 0), 0);
+    assert_int_equal(stat_of(tree, "/g").st_nlink, 2);
+    assert_int_equal(lf_tree_unlink(tree, "/g"), 0);
+    assert_int_equal(stat_of(tree, "/h").st_nlink, 1);
+    assert_int_equal(lf_tree_link(tree, "/d", "/d2"), -EPERM);
+}
+
+static void test_symlinks_and_loops(void **state)
+{
+    lf_tree *tree = *state;
+    assert_int_equal(lf_tree_symlink(tree, "loop", "/loop"), 0);
+    assert_int_equal(lf_tree_getattr(tree, "/loop/x", &(struct stat){0}), -ELOOP);
+    assert_true(S_ISLNK(stat_of(tree, "/loop").st_mode));
+    assert_int_equal(lf_tree_symlink(tree, "", "/empty"), -ENOENT);
+    /* A chain of exactly 40 links resolves; 41 is a loop. */
+    assert_int_equal(lf_tree_mkdir(tree, "/target", 0755), 0);
+    char name[32], next[32];
+    for (int i = 0; i <= 40; i++) {
+        snprintf(name, sizeof name, "/l%d", i);
+        snprintf(next, sizeof next, i == 0 ? "target" : "l%d", i - 1);
+        assert_int_equal(lf_tree_symlink(tree, next, name), 0);
+    }
+    assert_int_equal(lf_tree_getattr(tree, "/l39/", &(struct stat){0}), 0);
+    assert_int_equal(lf_tree_getattr(tree, "/l40/", &(struct stat){0}), -ELOOP);
+    char target[16];
+    assert_int_equal(lf_tree_readlink(tree, "/l1", target, sizeof target), 2);
+    assert_memory_equal(target, "l0", 2);
+    assert_int_equal(lf_tree_readlink(tree, "/target", target, sizeof target), -EINVAL);
+    /* open(O_CREAT) through a dangling symlink creates its target. */
+    assert_int_equal(lf_tree_symlink(tree, "target/new", "/dangling"), 0);
+    assert_int_equal(lf_tree_create(tree, "/dangling", 0600, true), -EEXIST);
+    assert_int_equal(lf_tree_create(tree, "/dangling", 0600, false), 0);
+    assert_true(S_ISREG(stat_of(tree, "/target/new").st_mode));
+    assert_int_equal(lf_tree_unlink(tree, "/l0/"), -ENOTDIR);
+}
+
+static void test_path_errors(void **state)
+{
+    lf_tree *tree = *state;
+    char long_name[LF_TREE_NAME_MAX + 3] = "/";
+    memset(long_name + 1, 'n', LF_TREE_NAME_MAX + 1);
+    assert_int_equal(lf_tree_mkdir(tree, long_name, 0755), -ENAMETOOLONG);
+    long_name[LF_TREE_NAME_MAX + 1] = '\0';
+    assert_int_equal(lf_tree_mkdir(tree, long_name, 0755), 0);
+    static char long_path[LF_TREE_PATH_MAX + 1];
+    for (int i = 0; i < LF_TREE_PATH_MAX; i += 2)
+        memcpy(long_path + i, "/a", 2);
+    assert_int_equal(lf_tree_getattr(tree, long_path, &(struct stat){0}), -ENAMETOOLONG);
+    assert_int_equal(lf_tree_create(tree, "/file", 0644, true), 0);
+    assert_int_equal(lf_tree_getattr(tree, "/file/x", &(struct stat){0}), -ENOTDIR);
+    assert_int_equal(lf_tree_getattr(tree, "/file/", &(struct stat){0}), -ENOTDIR);
+    assert_int_equal(lf_tree_getattr(tree, "/nope/x", &(struct stat){0}), -ENOENT);
+    assert_int_equal(lf_tree_create(tree, "/file", 0644, true), -EEXIST);
+    assert_int_equal(lf_tree_create(tree, "/new/", 0644, false), -EISDIR);
+    assert_int_equal(lf_tree_create(tree, "/", 0644, false), -EISDIR);
+    assert_int_equal(lf_tree_unlink(tree, "/"), -EISDIR);
+    assert_int_equal(lf_tree_rmdir(tree, "/file"), -ENOTDIR);
+    assert_int_equal(lf_tree_read(tree, "/", (char[1]){0}, 1, 0), -EISDIR);
+    assert_int_equal(lf_tree_getattr(tree, "relative", &(struct stat){0}), -EINVAL);
+    assert_int_equal(lf_tree_getattr(tree, "", &(struct stat){0}), -ENOENT);
+    assert_int_equal(lf_tree_getattr(tree, "//./file", &(struct stat){0}), 0);
+    assert_int_equal(lf_tree_getattr(tree, "/../../file", &(struct stat){0}), 0);
+}
+
+static int collect_name(void *context, const char *name, const struct stat *attributes)
+{
+    (void)attributes;
+    strcat(context, name);
+    strcat(context, ",");
+    return 0;
+}
+
+static void test_readdir_is_sorted_bytewise(void **state)
+{
+    lf_tree *tree = *state;
+    const char *names[] = {"b", "a", "Z", "é", "_"};
+    for (size_t i = 0; i < 5; i++) {
+        char path[16];
+        snprintf(path, sizeof path, "/%s", names[i]);
+        assert_int_equal(lf_tree_create(tree, path, 0644, true), 0);
+    }
+    char listing[128] = "";
+    assert_int_equal(lf_tree_readdir(tree, "/", collect_name, listing), 7);
+    assert_string_equal(listing, ".,..,Z,_,a,b,é,");
+    assert_int_equal(lf_tree_readdir(tree, "/a", collect_name, listing), -ENOTDIR);
+}
+
+static void test_timestamps_and_ownership(void **state)
+{
+    lf_tree *tree = *state;
+    clock_seconds = 2000;
+    assert_int_equal(lf_tree_create(tree, "/f", 04755, true), 0);
+    assert_int_equal(stat_of(tree, "/").st_mtime, 2000);
+    clock_seconds = 3000;
+    assert_int_equal(lf_tree_write(tree, "/f", "", 0, 0), 0);
+    assert_int_equal(stat_of(tree, "/f").st_mtime, 2000); /* an empty write changes nothing */
+    assert_int_equal(lf_tree_truncate(tree, "/f", 0), 0);
+    assert_int_equal(stat_of(tree, "/f").st_mtime, 3000); /* a same-size truncate does (ext4) */
+    assert_int_equal(lf_tree_chown(tree, "/f", 1, UINT32_MAX), 0);
+    struct stat status = stat_of(tree, "/f");
+    assert_int_equal(status.st_uid, 1);
+    assert_int_equal(status.st_gid, 0);
+    assert_int_equal(status.st_mode & 07777, 0755); /* chown drops set-user-ID */
+    assert_int_equal(status.st_ctime, 3000);
+    struct timespec times[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = 42}};
+    assert_int_equal(lf_tree_utimens(tree, "/f", times), 0);
+    status = stat_of(tree, "/f");
+    assert_int_equal(status.st_mtime, 42);
+    assert_int_equal(status.st_atime, 2000);
+    times[1].tv_nsec = 1000000000;
+    assert_int_equal(lf_tree_utimens(tree, "/f", times), -EINVAL);
+    assert_int_equal(lf_tree_chmod(tree, "/", 02775), 0);
+    assert_int_equal(lf_tree_chown(tree, "/", UINT32_MAX, 2), 0);
+    assert_int_equal(lf_tree_mkdir(tree, "/inherits", 0700), 0);
+    status = stat_of(tree, "/inherits");
+    assert_int_equal(status.st_gid, 2);
+    assert_int_equal(status.st_mode & 07777, 02700);
+    struct statvfs filesystem;
+    assert_int_equal(lf_tree_statfs(tree, &filesystem), 0);
+    assert_int_equal(filesystem.f_namemax, LF_TREE_NAME_MAX);
+    assert_int_equal(filesystem.f_files - filesystem.f_ffree, 3);
+}
+
+static void test_empty_tree_has_no_paths(void **state)
+{
+    (void)state;
+    lf_tree *tree = lf_tree_new();
+    assert_null(lf_tree_root(tree));
+    assert_int_equal(lf_tree_getattr(tree, "/", &(struct stat){0}), -ENOENT);
+    assert_int_equal(lf_tree_mkdir(tree, "/a", 0755), -ENOENT);
+    lf_tree_free(tree);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_write_extends_with_zeros_and_holes_read_as_zeros, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_directory_link_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rename_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlinks_and_loops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_path_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readdir_is_sorted_bytewise, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timestamps_and_ownership, setup, teardown),
+        cmocka_unit_test(test_empty_tree_has_no_paths),
+    };
+    return cmocka_run_group_tests_name("tree", tests, NULL, NULL);
+}
