@@ -1,7 +1,11 @@
 #include "common/file.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
+#include <unistd.h>
 
 int64_t lf_file_read_all(const char *path, lf_buffer *out, lf_diagnostic *diagnostic)
 {
@@ -32,4 +36,79 @@ int64_t lf_file_write_all(FILE *stream, const void *data, size_t size, const cha
     if (fwrite(data, 1, size, stream) != size || fflush(stream) != 0)
         return lf_fail(diagnostic, -EIO, "cannot write '%s': %s", name, strerror(errno));
     return 0;
+}
+
+/* The temporary being written, for lf_file_remove_pending_temporary. */
+static char *volatile pending_temporary;
+
+void lf_file_remove_pending_temporary(void)
+{
+    char *path = pending_temporary;
+    if (path)
+        unlink(path);
+}
+
+int64_t lf_file_write_atomic_like(const char *path, const void *data, size_t size,
+                                  const struct stat *like, lf_diagnostic *diagnostic)
+{
+    /* mkstemp in the target's directory: unique, and rename stays atomic. */
+    lf_buffer temporary = {0};
+    const char *slash = strrchr(path, '/');
+    int directory_length = slash ? (int)(slash - path + 1) : 0;
+    if (lf_buffer_printf(&temporary, "%.*s.%s.tmp-XXXXXX", directory_length, path,
+                         slash ? slash + 1 : path) < 0)
+        return -ENOMEM;
+    char *temporary_path = (char *)lf_buffer_string(&temporary);
+    int fd = mkstemp(temporary_path);
+    if (fd < 0) {
+        int64_t status = lf_fail(diagnostic, -errno, "cannot create '%s': %s", temporary_path,
+                                 strerror(errno));
+        lf_buffer_free(&temporary);
+        return status;
+    }
+    pending_temporary = temporary_path;
+    int64_t status = 0;
+    const uint8_t *bytes = data;
+    size_t written = 0;
+    while (written < size) {
+        ssize_t result = write(fd, bytes + written, size - written);
+        if (result < 0 && errno == EINTR)
+            continue;
+        if (result < 0) {
+            status = lf_fail(diagnostic, -errno, "cannot write '%s': %s", path, strerror(errno));
+            break;
+        }
+        written += (size_t)result;
+    }
+    /* mkstemp made it 0600: give it the original's mode (or the usual 0644
+     * less the umask) and, when asked, the original's times. */
+    mode_t mode = 0644;
+    if (!like) {
+        mode_t mask = umask(0);
+        umask(mask);
+        mode &= ~mask;
+    }
+    if (status == 0 && fchmod(fd, like ? like->st_mode & 07777 : mode) != 0)
+        status = lf_fail(diagnostic, -errno, "cannot set the mode of '%s': %s", path, strerror(errno));
+    if (status == 0 && like) {
+        struct timespec times[2] = {like->st_atim, like->st_mtim};
+        futimens(fd, times);
+    }
+    if (status == 0 && fsync(fd) != 0)
+        status = lf_fail(diagnostic, -errno, "cannot write '%s': %s", path, strerror(errno));
+    if (close(fd) != 0 && status == 0)
+        status = lf_fail(diagnostic, -errno, "cannot write '%s': %s", path, strerror(errno));
+    if (status == 0 && rename(temporary_path, path) != 0)
+        status = lf_fail(diagnostic, -errno, "cannot create '%s': %s", path, strerror(errno));
+    if (status < 0)
+        unlink(temporary_path);
+    pending_temporary = NULL;
+    lf_buffer_free(&temporary);
+    return status;
+}
+
+int64_t lf_file_write_atomic(const char *path, const void *data, size_t size,
+                             lf_diagnostic *diagnostic)
+{
+    return lf_file_write_atomic_like(path, data, size, NULL, diagnostic);
 }

@@ -1,0 +1,511 @@
+#include "codec/llmz.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "common/parallel.h"
+
+static const uint8_t magic[4] = {'L', 'L', 'M', 'Z'};
+
+/* Fuzz builds look past checksums so the fuzzer reaches what lies behind
+ * them (the OSS-Fuzz convention); no other build defines this. */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define checksum_differs(computed, stored) ((void)(computed), (void)(stored), false)
+#else
+#define checksum_differs(computed, stored) ((computed) != (stored))
+#endif
+
+/* zstd's level for the fallback: strong enough to win on binaries, fast
+ * enough (tens of MB/s) to cost nothing beside the model. */
+enum { ZSTD_FALLBACK_LEVEL = 12 };
+
+const char *lf_llmz_method_name(lf_llmz_method method)
+{
+    switch (method) {
+    case LF_LLMZ_STORED:
+        return "stored";
+    case LF_LLMZ_ZSTD:
+        return "zstd";
+    case LF_LLMZ_MODEL:
+        return "model";
+    }
+    return "unknown";
+}
+
+/* ------------------------------------------------------------------ */
+/* Little-endian integers and LEB128 varints                           */
+
+static int64_t put_varint(lf_buffer *out, uint64_t value)
+{
+    uint8_t bytes[10];
+    size_t length = 0;
+    do {
+        bytes[length] = (uint8_t)(value & 0x7F);
+        value >>= 7;
+        if (value)
+            bytes[length] |= 0x80;
+        length++;
+    } while (value);
+    return lf_buffer_append(out, bytes, length);
+}
+
+static int64_t put_u32(lf_buffer *out, uint32_t value)
+{
+    uint8_t bytes[4] = {(uint8_t)value, (uint8_t)(value >> 8), (uint8_t)(value >> 16),
+                        (uint8_t)(value >> 24)};
+    return lf_buffer_append(out, bytes, 4);
+}
+
+static int64_t put_u64(lf_buffer *out, uint64_t value)
+{
+    int64_t status = put_u32(out, (uint32_t)value);
+    return status < 0 ? status : put_u32(out, (uint32_t)(value >> 32));
+}
+
+typedef struct reader {
+    const uint8_t *data;
+    uint64_t size, position;
+} reader;
+
+static bool get_bytes(reader *in, void *out, size_t length)
+{
+    if (in->size - in->position < length)
+        return false;
+    memcpy(out, in->data + in->position, length);
+    in->position += length;
+    return true;
+}
+
+static bool get_u32(reader *in, uint32_t *value)
+{
+    uint8_t bytes[4];
+    if (!get_bytes(in, bytes, 4))
+        return false;
+    *value = (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 | (uint32_t)bytes[2] << 16 |
+             (uint32_t)bytes[3] << 24;
+    return true;
+}
+
+static bool get_u64(reader *in, uint64_t *value)
+{
+    uint32_t low, high;
+    if (!get_u32(in, &low) || !get_u32(in, &high))
+        return false;
+    *value = (uint64_t)high << 32 | low;
+    return true;
+}
+
+/* 0, -LF_ETRUNCATED, or -LF_EFORMAT for an overlong or non-canonical varint
+ * (every value has exactly one encoding, so no flip goes unnoticed). */
+static int64_t get_varint(reader *in, uint64_t *value)
+{
+    uint64_t result = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        uint8_t byte;
+        if (!get_bytes(in, &byte, 1))
+            return -LF_ETRUNCATED;
+        if (shift == 63 && byte > 1)
+            return -LF_EFORMAT;
+        result |= (uint64_t)(byte & 0x7F) << shift;
+        if (!(byte & 0x80)) {
+            if (byte == 0 && shift > 0)
+                return -LF_EFORMAT;
+            *value = result;
+            return 0;
+        }
+    }
+    return -LF_EFORMAT;
+}
+
+/* ------------------------------------------------------------------ */
+/* Header                                                              */
+
+void lf_llmz_header_free(lf_llmz_header *header)
+{
+    free(header->segments);
+    *header = (lf_llmz_header){0};
+}
+
+static int64_t truncated(lf_diagnostic *diagnostic, const char *what)
+{
+    return lf_fail(diagnostic, -LF_ETRUNCATED, "archive is truncated: it ends inside the %s", what);
+}
+
+int64_t lf_llmz_read_header(const uint8_t *archive, uint64_t size, lf_llmz_header *header,
+                            lf_diagnostic *diagnostic)
+{
+    *header = (lf_llmz_header){0};
+    reader in = {archive, size, 0};
+    uint8_t found[4];
+    if (!get_bytes(&in, found, 4))
+        return size == 0 ? lf_fail(diagnostic, -LF_EFORMAT, "not an llmz archive: empty file")
+                         : truncated(diagnostic, "magic number");
+    if (memcmp(found, magic, 4) != 0)
+        return lf_fail(diagnostic, -LF_EFORMAT, "not an llmz archive (bad magic number)");
+    if (!get_bytes(&in, &header->version, 1))
+        return truncated(diagnostic, "header");
+    if (header->version != LF_LLMZ_VERSION)
+        return lf_fail(diagnostic, -LF_EVERSION,
+                       "unsupported llmz format version %u (this build reads version %u; or the "
+                       "header is corrupted)",
+                       header->version, LF_LLMZ_VERSION);
+    uint64_t count;
+    int64_t status;
+    if (!get_u64(&in, &header->fingerprint))
+        return truncated(diagnostic, "header");
+    if ((status = get_varint(&in, &count)) < 0)
+        return status == -LF_ETRUNCATED ? truncated(diagnostic, "header")
+                                        : lf_fail(diagnostic, status, "corrupted segment count");
+    /* Each segment takes at least 6 bytes of table: bounds the allocation. */
+    if (count > (size - in.position) / 6)
+        return lf_fail(diagnostic, -LF_EFORMAT, "corrupted header: %" PRIu64 " segments cannot fit",
+                       count);
+    header->segments = calloc(count ? count : 1, sizeof *header->segments);
+    if (!header->segments)
+        return -ENOMEM;
+    header->segment_count = (size_t)count;
+    for (size_t i = 0; i < header->segment_count; i++) {
+        lf_llmz_segment *segment = &header->segments[i];
+        /* A stored segment's payload is its original bytes: one size and
+         * one checksum serve both. */
+        uint8_t method = 0;
+        if (!get_bytes(&in, &method, 1))
+            status = -LF_ETRUNCATED;
+        else if ((status = get_varint(&in, &segment->original_size)) == 0 &&
+                 method != LF_LLMZ_STORED)
+            status = get_varint(&in, &segment->stored_size);
+        if (status == 0 && !get_u32(&in, &segment->original_checksum))
+            status = -LF_ETRUNCATED;
+        if (status == 0 && method != LF_LLMZ_STORED && !get_u32(&in, &segment->payload_checksum))
+            status = -LF_ETRUNCATED;
+        segment->method = (lf_llmz_method)method;
+        if (method == LF_LLMZ_STORED) {
+            segment->stored_size = segment->original_size;
+            segment->payload_checksum = segment->original_checksum;
+        }
+        if (status < 0) {
+            lf_llmz_header_free(header);
+            return status == -LF_ETRUNCATED ? truncated(diagnostic, "segment table")
+                                            : lf_fail(diagnostic, status, "corrupted segment table");
+        }
+    }
+    uint32_t table_checksum;
+    if (!get_u32(&in, &table_checksum)) {
+        lf_llmz_header_free(header);
+        return truncated(diagnostic, "segment table");
+    }
+    if (checksum_differs(XXH32(archive, (size_t)in.position - 4, 0), table_checksum)) {
+        lf_llmz_header_free(header);
+        return lf_fail(diagnostic, -LF_ECHECKSUM, "header or segment table is corrupted (checksum mismatch)");
+    }
+    header->header_size = in.position;
+    /* The checksum held: what remains wrong is a damaged or forged table. */
+    uint64_t payload_offset = in.position, original_offset = 0;
+    for (size_t i = 0; i < header->segment_count; i++) {
+        lf_llmz_segment *segment = &header->segments[i];
+        const char *problem = NULL;
+        if (segment->method > LF_LLMZ_MODEL)
+            problem = "unknown coding method";
+        else if (segment->stored_size > size || segment->original_size > UINT64_MAX - original_offset)
+            problem = "impossible size";
+        if (problem) {
+            lf_llmz_header_free(header);
+            return lf_fail(diagnostic, -LF_EFORMAT, "segment %zu: %s", i, problem);
+        }
+        segment->payload_offset = payload_offset;
+        segment->original_offset = original_offset;
+        payload_offset += segment->stored_size;
+        original_offset += segment->original_size;
+    }
+    header->original_size = original_offset;
+    if (payload_offset > size) {
+        lf_llmz_header_free(header);
+        return lf_fail(diagnostic, -LF_ETRUNCATED,
+                       "archive is truncated: %" PRIu64 " bytes, the table describes %" PRIu64, size,
+                       payload_offset);
+    }
+    if (payload_offset < size) {
+        lf_llmz_header_free(header);
+        return lf_fail(diagnostic, -LF_EFORMAT,
+                       "%" PRIu64 " unexpected bytes after the last segment", size - payload_offset);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Compression                                                         */
+
+typedef struct compression {
+    const lf_llmz_options *options;
+    const uint8_t *data;
+    uint64_t size;
+    size_t segment_count;
+    lf_llmz_segment *segments;
+    lf_buffer *payloads; /* the chosen payload of each segment */
+    pthread_mutex_t progress_lock;
+    uint64_t done;
+} compression;
+
+static void report_progress(const lf_llmz_options *options, pthread_mutex_t *lock, uint64_t *done,
+                            uint64_t bytes, uint64_t total)
+{
+    if (!options->progress)
+        return;
+    pthread_mutex_lock(lock);
+    *done += bytes;
+    options->progress(options->progress_context, *done, total);
+    pthread_mutex_unlock(lock);
+}
+
+/* Keeps whichever of the model's, zstd's and the plain bytes is smallest. */
+static int64_t choose_method(const uint8_t *original, lf_llmz_segment *segment, lf_buffer *payload)
+{
+    segment->method = LF_LLMZ_MODEL;
+    size_t bound = ZSTD_compressBound((size_t)segment->original_size);
+    if (payload->length > 64) { /* below that, zstd's frame overhead alone loses */
+        uint8_t *zstd = malloc(bound);
+        if (!zstd)
+            return -ENOMEM;
+        size_t length = ZSTD_compress(zstd, bound, original, (size_t)segment->original_size,
+                                      ZSTD_FALLBACK_LEVEL);
+        if (!ZSTD_isError(length) && length < payload->length) {
+            payload->length = 0;
+            int64_t status = lf_buffer_append(payload, zstd, length);
+            if (status < 0) {
+                free(zstd);
+                return status;
+            }
+            segment->method = LF_LLMZ_ZSTD;
+        }
+        free(zstd);
+    }
+    if (payload->length >= segment->original_size) {
+        payload->length = 0;
+        int64_t status = lf_buffer_append(payload, original, (size_t)segment->original_size);
+        if (status < 0)
+            return status;
+        segment->method = LF_LLMZ_STORED;
+    }
+    segment->stored_size = payload->length;
+    segment->payload_checksum = XXH32(payload->data, payload->length, 0);
+    segment->original_checksum = XXH32(original, (size_t)segment->original_size, 0);
+    return 0;
+}
+
+/* Job = one batch of consecutive segments, coded together by the model. */
+static int64_t compress_batch(void *context, size_t batch_index)
+{
+    compression *job = context;
+    size_t batch = job->options->model->batch_size;
+    size_t first = batch_index * batch;
+    size_t count = job->segment_count - first < batch ? job->segment_count - first : batch;
+    lf_span *spans = calloc(count, sizeof *spans);
+    if (!spans)
+        return -ENOMEM;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < count; i++) {
+        lf_llmz_segment *segment = &job->segments[first + i];
+        spans[i] = (lf_span){job->data + segment->original_offset, (size_t)segment->original_size};
+        bytes += segment->original_size;
+    }
+    int64_t status = lf_model_encode(job->options->model, spans, count, false, &job->payloads[first]);
+    for (size_t i = 0; status == 0 && i < count; i++)
+        status = choose_method(spans[i].data, &job->segments[first + i], &job->payloads[first + i]);
+    free(spans);
+    report_progress(job->options, &job->progress_lock, &job->done, bytes, job->size);
+    return status;
+}
+
+int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_options *options,
+                         lf_buffer *out, lf_diagnostic *diagnostic)
+{
+    const lf_model *model = options->model;
+    uint64_t segment_size = options->segment_size ? options->segment_size : model->segment_size;
+    size_t count = (size_t)((size + segment_size - 1) / segment_size);
+    compression job = {.options = options, .data = data, .size = size, .segment_count = count};
+    job.segments = calloc(count ? count : 1, sizeof *job.segments);
+    job.payloads = calloc(count ? count : 1, sizeof *job.payloads);
+    int64_t status = job.segments && job.payloads ? 0 : -ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        job.segments[i].original_offset = (uint64_t)i * segment_size;
+        job.segments[i].original_size = i + 1 < count ? segment_size : size - (uint64_t)i * segment_size;
+    }
+    pthread_mutex_init(&job.progress_lock, NULL);
+    size_t batches = (count + model->batch_size - 1) / model->batch_size;
+    if (status == 0)
+        status = lf_parallel_for(batches, options->threads, compress_batch, &job);
+
+    size_t start = out->length;
+    if (status == 0) {
+        (void)((status = lf_buffer_append(out, magic, 4)) ||
+               (status = lf_buffer_append(out, &(uint8_t){LF_LLMZ_VERSION}, 1)) ||
+               (status = put_u64(out, model->fingerprint)) || (status = put_varint(out, count)));
+    }
+    for (size_t i = 0; status == 0 && i < count; i++) {
+        const lf_llmz_segment *segment = &job.segments[i];
+        bool coded = segment->method != LF_LLMZ_STORED;
+        (void)((status = lf_buffer_append(out, &(uint8_t){(uint8_t)segment->method}, 1)) ||
+               (status = put_varint(out, segment->original_size)) ||
+               (coded && (status = put_varint(out, segment->stored_size))) ||
+               (status = put_u32(out, segment->original_checksum)) ||
+               (coded && (status = put_u32(out, segment->payload_checksum))));
+    }
+    if (status == 0)
+        status = put_u32(out, XXH32(out->data + start, out->length - start, 0));
+    for (size_t i = 0; status == 0 && i < count; i++)
+        status = lf_buffer_append(out, job.payloads[i].data, job.payloads[i].length);
+    if (status < 0)
+        out->length = start;
+    for (size_t i = 0; job.payloads && i < count; i++)
+        lf_buffer_free(&job.payloads[i]);
+    free(job.payloads);
+    free(job.segments);
+    pthread_mutex_destroy(&job.progress_lock);
+    if (status < 0)
+        return lf_fail(diagnostic, status, "compression failed: %s", lf_error_string(status));
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Decompression                                                       */
+
+typedef struct decompression {
+    const lf_llmz_options *options;
+    const uint8_t *archive;
+    const lf_llmz_header *header;
+    uint8_t *output;
+    lf_diagnostic *diagnostics; /* one per batch, so the reported error is deterministic */
+    pthread_mutex_t progress_lock;
+    uint64_t done;
+} decompression;
+
+static int64_t damaged(lf_diagnostic *diagnostic, int64_t status, size_t index,
+                       const lf_llmz_segment *segment, const char *what)
+{
+    return lf_fail(diagnostic, status,
+                   "segment %zu (original bytes %" PRIu64 "..%" PRIu64 ", %s) is damaged: %s", index,
+                   segment->original_offset, segment->original_offset + segment->original_size,
+                   lf_llmz_method_name(segment->method), what);
+}
+
+static int64_t decompress_batch(void *context, size_t batch_index)
+{
+    decompression *job = context;
+    const lf_llmz_header *header = job->header;
+    size_t batch = job->options->model->batch_size;
+    size_t first = batch_index * batch;
+    size_t count = header->segment_count - first < batch ? header->segment_count - first : batch;
+    lf_diagnostic *diagnostic = &job->diagnostics[batch_index];
+    /* Check every payload before spending model time on it. */
+    for (size_t i = first; i < first + count; i++) {
+        const lf_llmz_segment *segment = &header->segments[i];
+        if (checksum_differs(XXH32(job->archive + segment->payload_offset,
+                                   (size_t)segment->stored_size, 0),
+                             segment->payload_checksum))
+            return damaged(diagnostic, -LF_ECHECKSUM, i, segment, "payload checksum mismatch");
+    }
+    /* The segments the model decodes, as one batch. */
+    lf_span *spans = calloc(count, sizeof *spans);
+    uint64_t *sizes = malloc(count * sizeof *sizes);
+    size_t *model_indexes = malloc(count * sizeof *model_indexes), model_count = 0;
+    lf_buffer *decoded = calloc(count, sizeof *decoded);
+    int64_t status = spans && sizes && model_indexes && decoded ? 0 : -ENOMEM;
+    for (size_t i = first; i < first + count && status == 0; i++) {
+        const lf_llmz_segment *segment = &header->segments[i];
+        const uint8_t *payload = job->archive + segment->payload_offset;
+        uint8_t *destination = job->output + segment->original_offset;
+        if (segment->method == LF_LLMZ_STORED) {
+            memcpy(destination, payload, (size_t)segment->stored_size);
+        } else if (segment->method == LF_LLMZ_ZSTD) {
+            size_t length = ZSTD_decompress(destination, (size_t)segment->original_size, payload,
+                                            (size_t)segment->stored_size);
+            if (ZSTD_isError(length) || length != segment->original_size)
+                status = damaged(diagnostic, -LF_EFORMAT, i, segment,
+                                 ZSTD_isError(length) ? ZSTD_getErrorName(length) : "wrong size");
+        } else {
+            spans[model_count] = (lf_span){payload, (size_t)segment->stored_size};
+            sizes[model_count] = segment->original_size;
+            model_indexes[model_count++] = i;
+        }
+    }
+    if (status == 0 && model_count > 0) {
+        status = lf_model_decode(job->options->model, spans, sizes, model_count, decoded);
+        for (size_t k = 0; k < model_count; k++) {
+            const lf_llmz_segment *segment = &header->segments[model_indexes[k]];
+            if (status == 0 && decoded[k].length != segment->original_size)
+                status = -LF_EFORMAT;
+            if (status == 0)
+                memcpy(job->output + segment->original_offset, decoded[k].data, decoded[k].length);
+            else if (status != -ENOMEM)
+                status = damaged(diagnostic, status, model_indexes[k], segment,
+                                 "the model's decoding failed");
+            lf_buffer_free(&decoded[k]);
+        }
+    }
+    free(spans);
+    free(sizes);
+    free(model_indexes);
+    free(decoded);
+    for (size_t i = first; i < first + count && status == 0; i++) {
+        const lf_llmz_segment *segment = &header->segments[i];
+        if (XXH32(job->output + segment->original_offset, (size_t)segment->original_size, 0) !=
+            segment->original_checksum)
+            status = damaged(diagnostic, -LF_ECHECKSUM, i, segment,
+                             "decoded bytes do not match their checksum");
+    }
+    uint64_t bytes = 0;
+    for (size_t i = first; i < first + count; i++)
+        bytes += header->segments[i].original_size;
+    report_progress(job->options, &job->progress_lock, &job->done, bytes, header->original_size);
+    return status;
+}
+
+int64_t lf_llmz_decompress(const uint8_t *archive, uint64_t size, const lf_llmz_options *options,
+                           lf_buffer *out, lf_diagnostic *diagnostic)
+{
+    lf_llmz_header header;
+    int64_t status = lf_llmz_read_header(archive, size, &header, diagnostic);
+    if (status < 0)
+        return status;
+    const lf_model *model = options->model;
+    if (header.fingerprint != model->fingerprint) {
+        status = lf_fail(diagnostic, -LF_EMODEL,
+                         "archive was made with model %016" PRIx64 ", not with '%s' (%016" PRIx64 ")",
+                         header.fingerprint, model->name, model->fingerprint);
+        lf_llmz_header_free(&header);
+        return status;
+    }
+    size_t start = out->length;
+    if (header.original_size > SIZE_MAX - start ||
+        (status = lf_buffer_reserve(out, (size_t)header.original_size)) < 0) {
+        status = lf_fail(diagnostic, -ENOMEM, "cannot hold the %" PRIu64 " bytes the archive holds",
+                         header.original_size);
+        lf_llmz_header_free(&header);
+        return status;
+    }
+    size_t batches = (header.segment_count + model->batch_size - 1) / model->batch_size;
+    decompression job = {.options = options, .archive = archive, .header = &header,
+                         .output = out->data + start};
+    job.diagnostics = calloc(batches ? batches : 1, sizeof *job.diagnostics);
+    pthread_mutex_init(&job.progress_lock, NULL);
+    status = job.diagnostics ? lf_parallel_for(batches, options->threads, decompress_batch, &job)
+                             : -ENOMEM;
+    if (status < 0) {
+        for (size_t i = 0; job.diagnostics && i < batches; i++)
+            if (job.diagnostics[i].message[0]) {
+                lf_fail(diagnostic, status, "%s", job.diagnostics[i].message);
+                break;
+            }
+    } else {
+        out->length = start + (size_t)header.original_size;
+    }
+    free(job.diagnostics);
+    pthread_mutex_destroy(&job.progress_lock);
+    lf_llmz_header_free(&header);
+    return status;
+}
