@@ -1,0 +1,70 @@
+/* The decoder-only transformer, for inference: RMSNorm, RoPE, SwiGLU, tied
+ * embeddings, grouped-query attention; int8 weights with per-row scales.
+ *
+ * Bit-exact by construction (DESIGN.md §4): matrix products are int8 x int8
+ * with int32 sums, exact whatever the SIMD width or blocking; every float
+ * step is element-wise or reduces in an order fixed by this code (never by
+ * the batch, the thread or the vector width), with exp/sin/cos from
+ * exact_math.h. A sequence's logits therefore depend only on its own
+ * tokens: alone or in a batch of 64, on one thread or two, portable or
+ * AVX-512 build, the bits are the same. */
+#ifndef LLMFUSE_MODEL_TRANSFORMER_H
+#define LLMFUSE_MODEL_TRANSFORMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+typedef struct lf_transformer_config {
+    uint32_t vocab_size;
+    uint32_t context_length;   /* attention window; longer inputs slide */
+    uint32_t embedding_size;   /* d */
+    uint32_t layer_count;
+    uint32_t head_count;
+    uint32_t kv_head_count;    /* < head_count: grouped-query attention */
+    uint32_t feed_forward_size;
+    float rope_base;
+    float norm_epsilon;
+} lf_transformer_config;
+
+/* One weight matrix as inference uses it: rows (OC, C) of int8 with a
+ * float scale per row, and the row sums the unsigned-input kernel needs. */
+typedef struct lf_int8_matrix {
+    uint32_t rows, columns;
+    const int8_t *values;   /* rows * columns, row-major */
+    const float *scales;    /* rows */
+    int32_t *row_sums;      /* rows: sum of each row's values */
+} lf_int8_matrix;
+
+typedef struct lf_transformer_layer {
+    const float *attention_norm;   /* d */
+    lf_int8_matrix query, key, value, attention_output;
+    const float *feed_forward_norm; /* d */
+    lf_int8_matrix gate, up, down;
+} lf_transformer_layer;
+
+typedef struct lf_transformer {
+    lf_transformer_config config;
+    lf_int8_matrix embedding;      /* (vocab, d), also the output projection */
+    lf_transformer_layer *layers;
+    const float *output_norm;      /* d */
+    double *rope_frequencies;      /* head_size / 2: base^(-2i / head_size) */
+    void *owned;                   /* storage this struct allocated */
+} lf_transformer;
+
+/* One sequence's keys and values, a ring of context_length positions. */
+typedef struct lf_transformer_cache lf_transformer_cache;
+
+int64_t lf_transformer_validate_config(const lf_transformer_config *config, lf_diagnostic *diagnostic);
+int64_t lf_transformer_cache_new(const lf_transformer *model, lf_transformer_cache **cache);
+void lf_transformer_cache_free(lf_transformer_cache *cache);
+/* Tokens the cache has seen (its next position). */
+uint64_t lf_transformer_cache_position(const lf_transformer_cache *cache);
+
+/* Advances `count` independent sequences by one token each:
+ * logits (count, vocab) for the token after tokens[i] in caches[i]. */
+int64_t lf_transformer_step(const lf_transformer *model, lf_transformer_cache *const *caches,
+                            const uint32_t *tokens, size_t count, float *logits);
+
+#endif
