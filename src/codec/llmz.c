@@ -237,11 +237,24 @@ int64_t lf_llmz_read_header(const uint8_t *archive, uint64_t size, lf_llmz_heade
     return 0;
 }
 
+/* Segments per job: the model's batch, but never so many that a thread
+ * idles. Batching never changes the bytes, so the split is free to follow
+ * the thread count. */
+static size_t batch_for(const lf_model *model, size_t segments, unsigned threads)
+{
+    if (threads == 0)
+        threads = lf_parallel_default_threads();
+    size_t per_thread = (segments + threads - 1) / threads;
+    size_t batch = per_thread < model->batch_size ? per_thread : model->batch_size;
+    return batch ? batch : 1;
+}
+
 /* ------------------------------------------------------------------ */
 /* Compression                                                         */
 
 typedef struct compression {
     const lf_llmz_options *options;
+    size_t batch; /* segments per job */
     const uint8_t *data;
     uint64_t size;
     size_t segment_count;
@@ -301,7 +314,7 @@ static int64_t choose_method(const uint8_t *original, lf_llmz_segment *segment, 
 static int64_t compress_batch(void *context, size_t batch_index)
 {
     compression *job = context;
-    size_t batch = job->options->model->batch_size;
+    size_t batch = job->batch;
     size_t first = batch_index * batch;
     size_t count = job->segment_count - first < batch ? job->segment_count - first : batch;
     lf_span *spans = calloc(count, sizeof *spans);
@@ -336,7 +349,8 @@ int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_optio
         job.segments[i].original_size = i + 1 < count ? segment_size : size - (uint64_t)i * segment_size;
     }
     pthread_mutex_init(&job.progress_lock, NULL);
-    size_t batches = (count + model->batch_size - 1) / model->batch_size;
+    job.batch = batch_for(model, count, options->threads);
+    size_t batches = (count + job.batch - 1) / job.batch;
     if (status == 0)
         status = lf_parallel_for(batches, options->threads, compress_batch, &job);
 
@@ -376,6 +390,7 @@ int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_optio
 
 typedef struct decompression {
     const lf_llmz_options *options;
+    size_t batch; /* segments per job */
     const uint8_t *archive;
     const lf_llmz_header *header;
     uint8_t *output;
@@ -397,7 +412,7 @@ static int64_t decompress_batch(void *context, size_t batch_index)
 {
     decompression *job = context;
     const lf_llmz_header *header = job->header;
-    size_t batch = job->options->model->batch_size;
+    size_t batch = job->batch;
     size_t first = batch_index * batch;
     size_t count = header->segment_count - first < batch ? header->segment_count - first : batch;
     lf_diagnostic *diagnostic = &job->diagnostics[batch_index];
@@ -488,9 +503,10 @@ int64_t lf_llmz_decompress(const uint8_t *archive, uint64_t size, const lf_llmz_
         lf_llmz_header_free(&header);
         return status;
     }
-    size_t batches = (header.segment_count + model->batch_size - 1) / model->batch_size;
-    decompression job = {.options = options, .archive = archive, .header = &header,
-                         .output = out->data + start};
+    size_t batch = batch_for(model, header.segment_count, options->threads);
+    size_t batches = (header.segment_count + batch - 1) / batch;
+    decompression job = {.options = options, .batch = batch, .archive = archive,
+                         .header = &header, .output = out->data + start};
     job.diagnostics = calloc(batches ? batches : 1, sizeof *job.diagnostics);
     pthread_mutex_init(&job.progress_lock, NULL);
     status = job.diagnostics ? lf_parallel_for(batches, options->threads, decompress_batch, &job)
