@@ -6,5 +6,9 @@
 enum { LF_EXIT_OK = 0, LF_EXIT_ERROR = 1, LF_EXIT_WARNING = 2 };
 
 int lf_command_xml(int argc, char **argv);
+int lf_command_tokenizer(int argc, char **argv);
+int lf_command_model(int argc, char **argv);
+int lf_command_loopback(int argc, char **argv);
+int lf_command_gen(int argc, char **argv);
 
 #endif

@@ -10,6 +10,10 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"xml", lf_command_xml, "print a directory's state as XML, or check an XML state"},
+    {"tokenizer", lf_command_tokenizer, "train a BPE tokenizer, encode and decode with it"},
+    {"model", lf_command_model, "make a random transformer model, or describe one"},
+    {"loopback", lf_command_loopback, "mount a passthrough of a directory that logs every operation"},
+    {"gen", lf_command_gen, "generate the training dataset with the filesystem simulator"},
 };
 
 static void print_usage(FILE *stream)

@@ -148,7 +148,9 @@ static void collect_paths(const lf_node *directory, const char *prefix, path_lis
         const char *name;
         lf_node *child = lf_node_child(directory, i, &name);
         char *path = list->items[list->count++];
-        snprintf(path, 512, "%s/%s", prefix, name);
+        size_t prefix_length = strlen(prefix); /* prefix is another item of the list */
+        memmove(path, prefix, prefix_length);
+        snprintf(path + prefix_length, 512 - prefix_length, "/%s", name);
         lf_node_info info;
         lf_node_get_info(child, &info);
         if (info.type == LF_NODE_DIRECTORY)

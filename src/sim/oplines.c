@@ -1,0 +1,186 @@
+#include "sim/oplines.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "fs/users.h"
+
+/* The seed's file handles: what its FUSE layer happened to pass, kept so
+ * the lines read like the seed's (read and write fh=4, readdir fh=0,
+ * getattr and truncate of a path fh=None). */
+#define FILE_HANDLE "4"
+
+/* chown's "leave unchanged" is -1 to the syscall and in the line. */
+static long long id_text(uint32_t id) { return id == UINT32_MAX ? -1 : (long long)id; }
+
+/* A utimensat time request as the seed's Python would print a float
+ * timestamp, or the special value's name. */
+static int append_time_request(lf_buffer *out, const struct timespec *time)
+{
+    if (time->tv_nsec == UTIME_NOW)
+        return lf_buffer_append_string(out, "UTIME_NOW");
+    if (time->tv_nsec == UTIME_OMIT)
+        return lf_buffer_append_string(out, "UTIME_OMIT");
+    return lf_buffer_printf(out, "%lld.0", (long long)time->tv_sec);
+}
+
+int64_t lf_sim_opline_format(const lf_sim_operation *op, lf_buffer *out)
+{
+    const char *name = lf_sim_op_name(op->op);
+    int status = lf_buffer_printf(out, "%s('%s'", name, op->path);
+    if (status < 0)
+        return status;
+    switch (op->op) {
+    case LF_SIM_GETATTR:
+        status = lf_buffer_append_string(out, ", fh=None)");
+        break;
+    case LF_SIM_READDIR:
+        status = lf_buffer_append_string(out, ", fh=0)");
+        break;
+    case LF_SIM_READ:
+        status = lf_buffer_printf(out, ", size=%llu, offset=%llu, fh=" FILE_HANDLE ")",
+                                  (unsigned long long)op->size, (unsigned long long)op->offset);
+        break;
+    case LF_SIM_WRITE:
+        status = lf_buffer_append_string(out, ", data=");
+        if (status == 0)
+            status = lf_buffer_append(out, op->data.data, op->data.length);
+        if (status == 0)
+            status = lf_buffer_printf(out, ", data_length=%zu, offset=%llu, fh=" FILE_HANDLE ")",
+                                      op->data.length, (unsigned long long)op->offset);
+        break;
+    case LF_SIM_CREATE:
+    case LF_SIM_MKDIR:
+    case LF_SIM_CHMOD:
+        status = lf_buffer_printf(out, ", mode=0o%o)", op->mode);
+        break;
+    case LF_SIM_CHOWN:
+        status = lf_buffer_printf(out, ", uid=%lld, gid=%lld)", id_text(op->uid), id_text(op->gid));
+        break;
+    case LF_SIM_TRUNCATE:
+        status = lf_buffer_printf(out, ", length=%lld, fh=None)", (long long)op->length);
+        break;
+    case LF_SIM_RENAME:
+        status = op->flags
+                     ? lf_buffer_printf(out, ", new_path='%s', flags=%u)", op->other, op->flags)
+                     : lf_buffer_printf(out, ", new_path='%s')", op->other);
+        break;
+    case LF_SIM_SYMLINK:
+        status = lf_buffer_printf(out, ", target='%s')", op->other);
+        break;
+    case LF_SIM_UTIMENS:
+        if (op->times_now) {
+            status = lf_buffer_append_string(out, ", times=None)");
+            break;
+        }
+        status = lf_buffer_append_string(out, ", times=(");
+        if (status == 0)
+            status = append_time_request(out, &op->times[0]);
+        if (status == 0)
+            status = lf_buffer_append_string(out, ", ");
+        if (status == 0)
+            status = append_time_request(out, &op->times[1]);
+        if (status == 0)
+            status = lf_buffer_append_string(out, "))");
+        break;
+    case LF_SIM_READLINK:
+    case LF_SIM_UNLINK:
+    case LF_SIM_RMDIR:
+        status = lf_buffer_append_string(out, ")");
+        break;
+    case LF_SIM_OP_COUNT:
+        return -EINVAL;
+    }
+    return status;
+}
+
+/* jansson escapes non-ASCII as \u00E9, Python as \u00e9. */
+static void lowercase_unicode_escapes(char *json)
+{
+    for (char *c = json; *c; c++) {
+        if (*c != '\\')
+            continue;
+        if (c[1] == 'u')
+            for (int i = 2; i < 6; i++)
+                c[i] = (char)tolower((unsigned char)c[i]);
+        c++; /* past the escaped character: an escaped backslash followed by 'u'
+              * is not the start of an escape */
+    }
+}
+
+/* Appends the JSON text of value (consumed) as Python's json.dumps writes
+ * it: ASCII only, with the separators flags choose. */
+static int64_t append_json(lf_buffer *out, json_t *value, size_t flags)
+{
+    char *text = value ? json_dumps(value, flags | JSON_ENSURE_ASCII) : NULL;
+    json_decref(value);
+    if (!text)
+        return -LF_EUNREPRESENTABLE;
+    lowercase_unicode_escapes(text);
+    int64_t status = lf_buffer_append_string(out, text);
+    free(text);
+    return status;
+}
+
+/* Python's json.dumps(names, separators=(',', ':')), the seed's listing. */
+static int64_t append_listing(const lf_buffer *names, lf_buffer *out)
+{
+    json_t *list = json_array();
+    for (size_t at = 0; list && at < names->length;) {
+        const char *name = (const char *)names->data + at;
+        json_t *entry = json_string(name);
+        if (!entry || json_array_append_new(list, entry) != 0) {
+            json_decref(list);
+            return -LF_EUNREPRESENTABLE;
+        }
+        at += strlen(name) + 1;
+    }
+    return append_json(out, list, JSON_COMPACT);
+}
+
+static const char *type_name(mode_t mode)
+{
+    return S_ISDIR(mode) ? "directory" : S_ISLNK(mode) ? "symlink" : "file";
+}
+
+/* Python's json.dumps of the seed's getattr dictionary: mode is S_IMODE as
+ * a decimal integer, mtime seconds as a float.  Sizes of directories are
+ * 0, the tree's, rather than whatever the disk filesystem reports. */
+static int64_t append_attributes(const struct stat *attributes, lf_buffer *out)
+{
+    char owner[256], group[256];
+    lf_users_user_name(attributes->st_uid, owner, sizeof owner);
+    lf_users_group_name(attributes->st_gid, group, sizeof group);
+    json_int_t size = S_ISDIR(attributes->st_mode) ? 0 : (json_int_t)attributes->st_size;
+    json_t *object = json_pack("{s:I,s:I,s:s,s:f,s:s,s:s}", "mode",
+                               (json_int_t)(attributes->st_mode & 07777), "size", size, "type",
+                               type_name(attributes->st_mode), "mtime",
+                               (double)attributes->st_mtim.tv_sec, "owner", owner, "group", group);
+    /* Not compact: jansson then separates like Python, ", " and ": ". */
+    return append_json(out, object, 0);
+}
+
+int64_t lf_sim_completion_read(const lf_sim_operation *operation, const lf_sim_outcome *outcome,
+                               lf_buffer *out)
+{
+    switch (operation->op) {
+    case LF_SIM_GETATTR:
+        return append_attributes(&outcome->attributes, out);
+    case LF_SIM_READDIR:
+        return append_listing(&outcome->bytes, out);
+    case LF_SIM_READ:
+    case LF_SIM_READLINK:
+        return lf_buffer_append(out, outcome->bytes.data, outcome->bytes.length);
+    default:
+        return -EINVAL;
+    }
+}
+
+int64_t lf_sim_completion_error(int64_t status, lf_buffer *out)
+{
+    return lf_buffer_printf(out, "ERROR: %s", lf_error_name(status));
+}
