@@ -416,14 +416,6 @@ static int64_t decompress_batch(void *context, size_t batch_index)
     size_t first = batch_index * batch;
     size_t count = header->segment_count - first < batch ? header->segment_count - first : batch;
     lf_diagnostic *diagnostic = &job->diagnostics[batch_index];
-    /* Check every payload before spending model time on it. */
-    for (size_t i = first; i < first + count; i++) {
-        const lf_llmz_segment *segment = &header->segments[i];
-        if (checksum_differs(XXH32(job->archive + segment->payload_offset,
-                                   (size_t)segment->stored_size, 0),
-                             segment->payload_checksum))
-            return damaged(diagnostic, -LF_ECHECKSUM, i, segment, "payload checksum mismatch");
-    }
     /* The segments the model decodes, as one batch. */
     lf_span *spans = calloc(count, sizeof *spans);
     uint64_t *sizes = malloc(count * sizeof *sizes);
@@ -502,6 +494,17 @@ int64_t lf_llmz_decompress(const uint8_t *archive, uint64_t size, const lf_llmz_
                          header.original_size);
         lf_llmz_header_free(&header);
         return status;
+    }
+    /* Every payload is checked before any model time is spent: damage
+     * anywhere fails at once (a checksum runs at memory speed). */
+    for (size_t i = 0; i < header.segment_count; i++) {
+        const lf_llmz_segment *segment = &header.segments[i];
+        if (checksum_differs(XXH32(archive + segment->payload_offset, (size_t)segment->stored_size, 0),
+                             segment->payload_checksum)) {
+            status = damaged(diagnostic, -LF_ECHECKSUM, i, segment, "payload checksum mismatch");
+            lf_llmz_header_free(&header);
+            return status;
+        }
     }
     size_t batch = batch_for(model, header.segment_count, options->threads);
     size_t batches = (header.segment_count + batch - 1) / batch;

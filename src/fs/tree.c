@@ -155,24 +155,26 @@ static int set_string(char **field, const char *value)
     return 0;
 }
 
-static int set_owner(lf_node *node, uint32_t uid)
+/* Sets an owner or group id together with its name from the system. */
+static int set_identity(uint32_t *id_field, char **name_field, uint32_t id,
+                        int (*name_of)(uint32_t id, char *name, size_t size))
 {
     char name[64];
-    lf_users_user_name(uid, name, sizeof name);
-    int status = set_string(&node->owner, name);
+    name_of(id, name, sizeof name);
+    int status = set_string(name_field, name);
     if (status == 0)
-        node->uid = uid;
+        *id_field = id;
     return status;
+}
+
+static int set_owner(lf_node *node, uint32_t uid)
+{
+    return set_identity(&node->uid, &node->owner, uid, lf_users_user_name);
 }
 
 static int set_group(lf_node *node, uint32_t gid)
 {
-    char name[64];
-    lf_users_group_name(gid, name, sizeof name);
-    int status = set_string(&node->group, name);
-    if (status == 0)
-        node->gid = gid;
-    return status;
+    return set_identity(&node->gid, &node->group, gid, lf_users_group_name);
 }
 
 /* A detached node with the given attributes; names default from the ids. */

@@ -22,8 +22,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "common/base64.h"
 #include "common/buffer.h"
+#include "fuse/json_values.h"
 
 typedef struct loopback {
     int source_fd; /* every operation is relative to it */
@@ -73,16 +73,6 @@ static json_t *id_value(uint32_t id)
     return json_integer(id == UINT32_MAX ? -1 : (json_int_t)id);
 }
 
-static json_t *base64_value(const void *data, size_t size)
-{
-    lf_buffer text = {0};
-    json_t *value = NULL;
-    if (lf_base64_encode(data, size, &text) >= 0)
-        value = json_stringn((const char *)text.data, text.length);
-    lf_buffer_free(&text);
-    return value;
-}
-
 /* File names are bytes and JSON strings are UTF-8: a name that is not
  * valid UTF-8 is logged base64 under KEY_base64 instead of KEY. */
 static void set_name(json_t *object, const char *key, const char *name)
@@ -94,13 +84,13 @@ static void set_name(json_t *object, const char *key, const char *name)
     }
     char base64_key[32];
     snprintf(base64_key, sizeof base64_key, "%s_base64", key);
-    json_object_set_new(object, base64_key, base64_value(name, strlen(name)));
+    json_object_set_new(object, base64_key, lf_json_base64(name, strlen(name)));
 }
 
 static json_t *payload_value(const loopback *self, const void *data, size_t size)
 {
     if (self->data_mode == LF_LOOPBACK_DATA_FULL)
-        return base64_value(data, size);
+        return lf_json_base64(data, size);
     return json_sprintf("%016" PRIx64, (uint64_t)XXH64(data, size, 0));
 }
 

@@ -6,17 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/base64.h"
-
-static json_t *base64_string(const uint8_t *data, size_t size)
-{
-    lf_buffer text = {0};
-    json_t *value = NULL;
-    if (lf_base64_encode(data, size, &text) >= 0)
-        value = json_stringn((const char *)text.data, text.length);
-    lf_buffer_free(&text);
-    return value;
-}
+#include "fuse/json_values.h"
 
 int64_t lf_sim_dataset_line(const lf_sim_example *example, lf_buffer *out, lf_diagnostic *diag)
 {
@@ -33,7 +23,7 @@ int64_t lf_sim_dataset_line(const lf_sim_example *example, lf_buffer *out, lf_di
     json_t *completion = has_nul ? NULL : json_stringn(bytes, example->completion_length);
     bool base64 = completion == NULL;
     if (base64)
-        completion = base64_string((const uint8_t *)bytes, example->completion_length);
+        completion = lf_json_base64((const uint8_t *)bytes, example->completion_length);
     json_object_set_new(line, "completion", completion);
     if (base64)
         json_object_set_new(line, "completion_encoding", json_string("base64"));
