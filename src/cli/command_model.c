@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "cli/commands.h"
 #include "model/kernels.h"
 #include "model/transformer_file.h"
+#include "train/settings.h"
 
 static void print_usage(FILE *stream)
 {
@@ -22,51 +22,6 @@ static void print_usage(FILE *stream)
             "block_count, head_count, head_count_kv, feed_forward_length, rope_freq_base,\n"
             "rms_epsilon. Without --tokenizer the vocabulary is the 256 bytes and the special\n"
             "tokens.\n");
-}
-
-/* Overrides fields of config from a JSON object; unknown keys are errors. */
-static int64_t apply_json_config(const char *path, lf_transformer_config *config,
-                                 lf_diagnostic *diagnostic)
-{
-    json_error_t error;
-    json_t *root = json_load_file(path, 0, &error);
-    if (!root)
-        return lf_fail(diagnostic, -LF_EFORMAT, "%s:%d: %s", path, error.line, error.text);
-    static const struct {
-        const char *key;
-        size_t offset;
-        bool is_float;
-    } fields[] = {
-        {"context_length", offsetof(lf_transformer_config, context_length), false},
-        {"embedding_length", offsetof(lf_transformer_config, embedding_size), false},
-        {"block_count", offsetof(lf_transformer_config, layer_count), false},
-        {"head_count", offsetof(lf_transformer_config, head_count), false},
-        {"head_count_kv", offsetof(lf_transformer_config, kv_head_count), false},
-        {"feed_forward_length", offsetof(lf_transformer_config, feed_forward_size), false},
-        {"rope_freq_base", offsetof(lf_transformer_config, rope_base), true},
-        {"rms_epsilon", offsetof(lf_transformer_config, norm_epsilon), true},
-    };
-    int64_t status = json_is_object(root) ? 0 : lf_fail(diagnostic, -LF_EFORMAT, "%s: not a JSON object", path);
-    const char *key;
-    json_t *value;
-    json_object_foreach(status == 0 ? root : NULL, key, value) {
-        size_t f = 0;
-        while (f < sizeof fields / sizeof *fields && strcmp(fields[f].key, key) != 0)
-            f++;
-        if (f == sizeof fields / sizeof *fields || !json_is_number(value) ||
-            (!fields[f].is_float && (!json_is_integer(value) || json_integer_value(value) < 0 ||
-                                     json_integer_value(value) > UINT32_MAX))) {
-            status = lf_fail(diagnostic, -LF_EFORMAT, "%s: bad or unknown setting \"%s\"", path, key);
-            break;
-        }
-        void *field = (char *)config + fields[f].offset;
-        if (fields[f].is_float)
-            *(float *)field = (float)json_number_value(value);
-        else
-            *(uint32_t *)field = (uint32_t)json_integer_value(value);
-    }
-    json_decref(root);
-    return status;
 }
 
 static int model_init(int argc, char **argv)
@@ -102,7 +57,7 @@ static int model_init(int argc, char **argv)
     lf_transformer_config config = lf_transformer_default_config(
         status == 0 ? lf_tokenizer_vocab_size(tokenizer) : 0);
     if (status == 0 && config_path)
-        status = apply_json_config(config_path, &config, &diagnostic);
+        status = lf_train_model_config_read(config_path, &config, &diagnostic);
     if (status == 0)
         status = lf_transformer_validate_config(&config, &diagnostic);
     float *parameters = NULL;
@@ -156,7 +111,7 @@ static int model_info(int argc, char **argv)
                lf_tokenizer_merge_count(tokenizer));
         printf("rope base:       %g\n", c->rope_base);
         printf("weights:         int8, per-row float scales\n");
-        printf("kernel:          %s\n", lf_kernel_variant());
+        printf("kernel:          %s\n", lf_kernels_chosen()->name);
     }
     lf_tokenizer_free(tokenizer);
     lf_transformer_free(model);

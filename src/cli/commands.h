@@ -10,5 +10,6 @@ int lf_command_tokenizer(int argc, char **argv);
 int lf_command_model(int argc, char **argv);
 int lf_command_loopback(int argc, char **argv);
 int lf_command_gen(int argc, char **argv);
+int lf_command_train(int argc, char **argv);
 
 #endif

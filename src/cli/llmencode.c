@@ -29,6 +29,7 @@ typedef struct settings {
     const char *output_path;
     const char *model_name; /* NULL: the default, or for decompression the archive's own */
     unsigned threads;
+    size_t batch; /* 0: the model's */
 } settings;
 
 /* An interrupted run leaves no partial output behind. */
@@ -54,6 +55,8 @@ static void print_usage(FILE *stream)
             "  -m, --model MODEL  model to code with (default '" LF_MODEL_DEFAULT "'; built in:\n"
             "                     cm, cm-small); decompression uses the archive's model\n"
             "  -T, --threads N    threads (default: all cores; never changes the output)\n"
+            "      --batch N      code at most N segments together per thread (default: the\n"
+            "                     model's choice; never changes the output)\n"
             "  -t, --test         test archive integrity\n"
             "  -l, --list         list archive contents\n"
             "  -v, --verbose      print statistics\n"
@@ -150,6 +153,7 @@ static int64_t transform(const settings *options, const char *name, const lf_buf
     clock_gettime(CLOCK_MONOTONIC, &state.start);
     bool show = isatty(STDERR_FILENO) && !options->quiet && input->length > (1 << 20);
     lf_llmz_options codec = {.model = model, .threads = options->threads,
+                             .batch_size = options->batch,
                              .progress = show ? show_progress : NULL, .progress_context = &state};
     if (options->format == FORMAT_RAW) {
         if (options->mode == MODE_COMPRESS) {
@@ -285,7 +289,8 @@ int main(int argc, char **argv)
         {"model", required_argument, NULL, 'm'}, {"threads", required_argument, NULL, 'T'},
         {"test", no_argument, NULL, 't'},       {"list", no_argument, NULL, 'l'},
         {"verbose", no_argument, NULL, 'v'},    {"quiet", no_argument, NULL, 'q'},
-        {"format", required_argument, NULL, 'F'}, {"help", no_argument, NULL, 'h'},
+        {"format", required_argument, NULL, 'F'}, {"batch", required_argument, NULL, 'B'},
+        {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},    {0}};
     settings options = {.mode = MODE_COMPRESS, .format = FORMAT_LLMZ};
     int option;
@@ -309,6 +314,16 @@ int main(int argc, char **argv)
                 return EXIT_ERROR;
             }
             options.threads = (unsigned)threads;
+            break;
+        }
+        case 'B': {
+            char *end;
+            long batch = strtol(optarg, &end, 10);
+            if (*end || batch < 1 || batch > 4096) {
+                fprintf(stderr, "llmencode: bad batch size '%s' (1..4096)\n", optarg);
+                return EXIT_ERROR;
+            }
+            options.batch = (size_t)batch;
             break;
         }
         case 'F':

@@ -14,6 +14,7 @@ static const struct {
     {"model", lf_command_model, "make a random transformer model, or describe one"},
     {"loopback", lf_command_loopback, "mount a passthrough of a directory that logs every operation"},
     {"gen", lf_command_gen, "generate the training dataset with the filesystem simulator"},
+    {"train", lf_command_train, "tokenize a corpus, train or fine-tune a transformer, resume a run"},
 };
 
 static void print_usage(FILE *stream)

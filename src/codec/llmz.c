@@ -237,16 +237,51 @@ int64_t lf_llmz_read_header(const uint8_t *archive, uint64_t size, lf_llmz_heade
     return 0;
 }
 
-/* Segments per job: the model's batch, but never so many that a thread
- * idles. Batching never changes the bytes, so the split is free to follow
- * the thread count. */
-static size_t batch_for(const lf_model *model, size_t segments, unsigned threads)
+/* Jobs are runs of consecutive segments that the model codes together, one
+ * thread each: enough runs that none holds more than the batch size, a
+ * multiple of the thread count (while segments last), split where the
+ * bytes (the work) are about equal, so that threads finish together. The
+ * split never changes the bytes, so it is free to follow the thread count. */
+typedef struct job_plan {
+    size_t count;
+    size_t *starts; /* count + 1: run j is segments starts[j] .. starts[j + 1] - 1 */
+} job_plan;
+
+static int64_t plan_jobs(const lf_llmz_options *options, const lf_llmz_segment *segments,
+                         size_t segment_count, job_plan *plan)
 {
-    if (threads == 0)
-        threads = lf_parallel_default_threads();
-    size_t per_thread = (segments + threads - 1) / threads;
-    size_t batch = per_thread < model->batch_size ? per_thread : model->batch_size;
-    return batch ? batch : 1;
+    unsigned threads = options->threads ? options->threads : lf_parallel_default_threads();
+    size_t batch = options->batch_size ? options->batch_size : options->model->batch_size;
+    batch = batch ? batch : 1;
+    plan->starts = malloc((segment_count + 1) * sizeof *plan->starts);
+    if (!plan->starts)
+        return -ENOMEM;
+    unsigned __int128 total = 0;
+    for (size_t i = 0; i < segment_count; i++)
+        total += segments[i].original_size;
+    size_t jobs = (segment_count + batch - 1) / batch;
+    jobs = (jobs + threads - 1) / threads * threads;
+    if (jobs > segment_count)
+        jobs = segment_count;
+    bool fits = false;
+    for (; !fits; jobs++) { /* more runs until none is over the batch */
+        fits = true;
+        size_t i = 0;
+        unsigned __int128 done = 0;
+        for (size_t j = 0; j < jobs; j++) {
+            /* run j ends at the boundary nearest (j + 1) / jobs of the bytes,
+             * keeping a segment for each run after it */
+            unsigned __int128 target = total * (j + 1) / jobs;
+            plan->starts[j] = i;
+            do
+                done += segments[i++].original_size;
+            while (i < segment_count - (jobs - 1 - j) && done + segments[i].original_size / 2 <= target);
+            fits = fits && i - plan->starts[j] <= batch;
+        }
+        plan->starts[jobs] = segment_count;
+        plan->count = jobs;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -254,7 +289,7 @@ static size_t batch_for(const lf_model *model, size_t segments, unsigned threads
 
 typedef struct compression {
     const lf_llmz_options *options;
-    size_t batch; /* segments per job */
+    job_plan plan;
     const uint8_t *data;
     uint64_t size;
     size_t segment_count;
@@ -310,13 +345,12 @@ static int64_t choose_method(const uint8_t *original, lf_llmz_segment *segment, 
     return 0;
 }
 
-/* Job = one batch of consecutive segments, coded together by the model. */
+/* Job = one run of consecutive segments, coded together by the model. */
 static int64_t compress_batch(void *context, size_t batch_index)
 {
     compression *job = context;
-    size_t batch = job->batch;
-    size_t first = batch_index * batch;
-    size_t count = job->segment_count - first < batch ? job->segment_count - first : batch;
+    size_t first = job->plan.starts[batch_index];
+    size_t count = job->plan.starts[batch_index + 1] - first;
     lf_span *spans = calloc(count, sizeof *spans);
     if (!spans)
         return -ENOMEM;
@@ -349,10 +383,10 @@ int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_optio
         job.segments[i].original_size = i + 1 < count ? segment_size : size - (uint64_t)i * segment_size;
     }
     pthread_mutex_init(&job.progress_lock, NULL);
-    job.batch = batch_for(model, count, options->threads);
-    size_t batches = (count + job.batch - 1) / job.batch;
     if (status == 0)
-        status = lf_parallel_for(batches, options->threads, compress_batch, &job);
+        status = plan_jobs(options, job.segments, count, &job.plan);
+    if (status == 0)
+        status = lf_parallel_for(job.plan.count, options->threads, compress_batch, &job);
 
     size_t start = out->length;
     if (status == 0) {
@@ -379,6 +413,7 @@ int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_optio
         lf_buffer_free(&job.payloads[i]);
     free(job.payloads);
     free(job.segments);
+    free(job.plan.starts);
     pthread_mutex_destroy(&job.progress_lock);
     if (status < 0)
         return lf_fail(diagnostic, status, "compression failed: %s", lf_error_string(status));
@@ -390,7 +425,7 @@ int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_optio
 
 typedef struct decompression {
     const lf_llmz_options *options;
-    size_t batch; /* segments per job */
+    job_plan plan;
     const uint8_t *archive;
     const lf_llmz_header *header;
     uint8_t *output;
@@ -412,9 +447,8 @@ static int64_t decompress_batch(void *context, size_t batch_index)
 {
     decompression *job = context;
     const lf_llmz_header *header = job->header;
-    size_t batch = job->batch;
-    size_t first = batch_index * batch;
-    size_t count = header->segment_count - first < batch ? header->segment_count - first : batch;
+    size_t first = job->plan.starts[batch_index];
+    size_t count = job->plan.starts[batch_index + 1] - first;
     lf_diagnostic *diagnostic = &job->diagnostics[batch_index];
     /* The segments the model decodes, as one batch. */
     lf_span *spans = calloc(count, sizeof *spans);
@@ -506,11 +540,11 @@ int64_t lf_llmz_decompress(const uint8_t *archive, uint64_t size, const lf_llmz_
             return status;
         }
     }
-    size_t batch = batch_for(model, header.segment_count, options->threads);
-    size_t batches = (header.segment_count + batch - 1) / batch;
-    decompression job = {.options = options, .batch = batch, .archive = archive,
-                         .header = &header, .output = out->data + start};
-    job.diagnostics = calloc(batches ? batches : 1, sizeof *job.diagnostics);
+    decompression job = {.options = options, .archive = archive, .header = &header,
+                         .output = out->data + start};
+    status = plan_jobs(options, header.segments, header.segment_count, &job.plan);
+    size_t batches = job.plan.count;
+    job.diagnostics = status == 0 ? calloc(batches ? batches : 1, sizeof *job.diagnostics) : NULL;
     pthread_mutex_init(&job.progress_lock, NULL);
     status = job.diagnostics ? lf_parallel_for(batches, options->threads, decompress_batch, &job)
                              : -ENOMEM;
@@ -524,6 +558,7 @@ int64_t lf_llmz_decompress(const uint8_t *archive, uint64_t size, const lf_llmz_
         out->length = start + (size_t)header.original_size;
     }
     free(job.diagnostics);
+    free(job.plan.starts);
     pthread_mutex_destroy(&job.progress_lock);
     lf_llmz_header_free(&header);
     return status;

@@ -43,6 +43,8 @@ typedef struct lf_llmz_options {
     const lf_model *model;
     unsigned threads; /* 0 = all cores */
     uint64_t segment_size; /* compression: bytes per segment, 0 = the model's choice */
+    size_t batch_size;     /* most segments coded together in one job, 0 = the model's
+                              choice; like threads, never changes the bytes */
     lf_llmz_progress_fn progress;
     void *progress_context;
 } lf_llmz_options;

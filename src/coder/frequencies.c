@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-int64_t lf_frequencies_set(lf_frequencies *table, const uint32_t *weights, uint32_t symbol_count)
+int64_t lf_frequencies_resize(lf_frequencies *table, uint32_t symbol_count)
 {
     if (symbol_count == 0 || symbol_count > LF_FREQUENCY_MAX_SYMBOLS)
         return -EINVAL;
@@ -16,6 +16,14 @@ int64_t lf_frequencies_set(lf_frequencies *table, const uint32_t *weights, uint3
         table->capacity = symbol_count + 1;
     }
     table->symbol_count = symbol_count;
+    return 0;
+}
+
+int64_t lf_frequencies_set(lf_frequencies *table, const uint32_t *weights, uint32_t symbol_count)
+{
+    int64_t status = lf_frequencies_resize(table, symbol_count);
+    if (status < 0)
+        return status;
     uint64_t weight_sum = 0;
     uint32_t heaviest = 0;
     for (uint32_t i = 0; i < symbol_count; i++) {

@@ -24,6 +24,10 @@ typedef struct lf_frequencies {
  * computed in fixed point; what rounding leaves over goes to the heaviest
  * symbol (the first on ties). Returns 0, -EINVAL, or -ENOMEM. */
 int64_t lf_frequencies_set(lf_frequencies *table, const uint32_t *weights, uint32_t symbol_count);
+/* Makes room for symbol_count symbols and sets the count, leaving the
+ * cumulative values to the caller (a faster lf_frequencies_set for a known
+ * kind of weights: the transformer's kernels). 0, -EINVAL or -ENOMEM. */
+int64_t lf_frequencies_resize(lf_frequencies *table, uint32_t symbol_count);
 void lf_frequencies_free(lf_frequencies *table);
 /* The symbol whose interval holds target (binary search). */
 uint32_t lf_frequencies_find(const lf_frequencies *table, uint32_t target);

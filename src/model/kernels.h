@@ -1,33 +1,92 @@
-/* The transformer's inner loops. Integer kernels have one exact answer, so
- * the portable and SIMD variants are interchangeable; the float kernels fix
- * their order of operations in the code below and are shared by all builds.
- * The variant is chosen once, at run time, from the CPU's features (only the
- * portable one exists in a -DLLMFUSE_PORTABLE=ON build). */
+/* The transformer's inner loops, in variants chosen at run time from the
+ * CPU's features: portable C (the only one in a -DLLMFUSE_PORTABLE=ON build,
+ * and the reference), AVX2 (its own int8 product, the portable float
+ * kernels) and AVX-512 VNNI (kernels_avx2.c, kernels_avx512.c).
+ *
+ * Every variant computes the same bits (DESIGN.md §4). Integer kernels have
+ * one exact answer whatever their blocking. Float kernels are element-wise
+ * (the same IEEE-754 operations in the same order for each element, whatever
+ * the vector width) or reduce in the order written down here, which the
+ * portable code spells out and the SIMD code follows lane for lane:
+ * - "in index order": ((x0 + x1) + x2) + ... starting from 0.0f;
+ * - "in 16 lanes": element t goes to partial sum t mod 16 (each in index
+ *   order), then lanes combine by halving: p[l] += p[l + 8] for l < 8, then
+ *   + 4, + 2, + 1, and the sum is p[0]. This is a 512-bit register's natural
+ *   reduction, spelled out for every variant.
+ * No fused multiply-add anywhere: the build has -ffp-contract=off and the
+ * SIMD code uses separate multiplies and adds. exp is lf_exact_expf's
+ * sequence of operations, vectorised. */
 #ifndef LLMFUSE_MODEL_KERNELS_H
 #define LLMFUSE_MODEL_KERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "coder/frequencies.h"
 #include "model/transformer.h"
 
-/* q (rows, columns) int8 = round(x / scale), scale = max|x_row| / 127 (1 when
- * the row is zero); scales (rows). */
-void lf_kernel_quantize_rows(const float *x, size_t rows, size_t columns, int8_t *q, float *scales);
+/* Rows of int8 activations are stored this many bytes apart at least (the
+ * column count rounded up to a multiple of 4, zero-filled): the SIMD
+ * products read four columns at a time. */
+size_t lf_kernel_row_stride(size_t columns);
 
-/* out (B, OC) = x (B, C) @ W (OC, C)^T, x given quantized with per-row scales:
- * out[b][o] = (float)(sum_c xq[b][c] * W[o][c]) * x_scale[b] * W.scale[o]. */
-void lf_kernel_matmul_int8(float *out, const int8_t *xq, const float *x_scales, size_t batch,
-                           const lf_int8_matrix *weights);
+/* Weights re-laid for the SIMD products (done once, at load): tiles of 16
+ * rows x 4 columns, 64 bytes each, row r's columns 4k..4k+3 at bytes
+ * 4 (r mod 16) .. + 3 of tile (r / 16, k); rows beyond the matrix and
+ * columns beyond C are zero. */
+size_t lf_kernel_packed_size(size_t rows, size_t columns);
+void lf_kernel_pack(const int8_t *values, size_t rows, size_t columns, int8_t *packed);
 
-/* The portable variant itself (the SIMD variants fall back on it). */
-void lf_kernel_matmul_int8_portable(float *out, const int8_t *xq, const float *x_scales,
-                                    size_t batch, const lf_int8_matrix *weights);
+/* Ring slots per block of the key cache (see attend). */
+#define LF_KERNEL_KEY_BLOCK 64
 
-/* out (C) = x (C) / sqrt(mean(x^2) + epsilon) * weight (C); sums in index order. */
+typedef struct lf_kernels {
+    const char *name; /* "portable", "avx2", "avx512-vnni" */
+
+    /* q (B, stride) int8 = round(x (B, C) * (1 / scale)) half away from zero,
+     * clamped to [-127, 127], with scale = max|x_row| / 127 (1 for a zero
+     * row) and columns C..stride-1 of each row zero; scales (B). */
+    void (*quantize)(const float *x, size_t batch, size_t columns, size_t stride, int8_t *q,
+                     float *scales);
+
+    /* out (B, OC) = xq (B, C) @ W (OC, C)^T; xq rows stride apart (see
+     * lf_kernel_row_stride), in [-127, 127] (weights may be -128 too):
+     * out[b][o] = ((float)(sum_c xq[b][c] * W[o][c]) * x_scales[b]) * W.scales[o]. */
+    void (*matmul)(float *out, const int8_t *xq, const float *x_scales, size_t batch,
+                   const lf_int8_matrix *weights);
+
+    /* One key/value head and the `group` query heads that share it, over
+     * the `count` filled ring slots (in slot order):
+     * out (G, hs) = softmax(query (G, hs) @ K (hs, count)) @ values (count, hs)
+     * with K[i][t] at keys[((t / 64) * hs + i) * 64 + t % 64] (blocks of
+     * LF_KERNEL_KEY_BLOCK slots, each (hs, 64): read in order, 64 slots at a time);
+     * scores[t] = sum_i query[i] * K[i][t] in index order;
+     * e[t] = exp(scores[t] - max_t scores); total = sum of e in 16 lanes;
+     * out[i] = (sum_t e[t] * values[t][i] in index order) * (1 / total).
+     * scratch: group * count floats. */
+    void (*attend)(float *out, const float *query, const float *keys, const float *values,
+                   size_t group, size_t head_size, size_t count, float *scratch);
+
+    /* gate (N) = gate / (1 + exp(-gate)) * up: SwiGLU's silu(gate) * up. */
+    void (*swiglu)(float *gate, const float *up, size_t count);
+
+    /* The coder's table for the next token: what lf_frequencies_set (see
+     * coder/frequencies.h) makes of the weights (uint32_t)(exp(logits - max
+     * logits) * 2^24), for the table's symbol count N (set beforehand with
+     * lf_frequencies_resize); scratch: N. */
+    void (*distribution)(lf_frequencies *table, const float *logits, uint32_t *scratch);
+} lf_kernels;
+
+/* The variant in use: the fastest the CPU supports, or the one named by the
+ * environment variable LLMFUSE_KERNELS (portable, avx2, avx512-vnni; for
+ * tests and measurements; an unknown or unsupported name is ignored). Never
+ * changes a result. */
+const lf_kernels *lf_kernels_chosen(void);
+/* Every variant this CPU can run, portable first; returns how many. */
+size_t lf_kernels_available(const lf_kernels **variants, size_t capacity);
+
+/* out (C) = x (C) / sqrt(mean(x^2) + epsilon) * weight (C); squares summed in
+ * index order (cheap enough to need no variants). */
 void lf_kernel_rmsnorm(float *out, const float *x, const float *weight, size_t size, float epsilon);
-
-/* The name of the matmul variant in use ("portable", "avx512-vnni"). */
-const char *lf_kernel_variant(void);
 
 #endif

@@ -76,8 +76,8 @@ static int64_t open_streams(const lf_model *model, size_t count, lf_model_stream
     return 0;
 }
 
-static int64_t predict(const lf_model *model, lf_model_stream **all, const bool *done, size_t count,
-                       batch *active)
+static int64_t predict(const lf_model *model, void *state, lf_model_stream **all, const bool *done,
+                       size_t count, batch *active)
 {
     active->count = 0;
     for (size_t i = 0; i < count; i++)
@@ -86,7 +86,7 @@ static int64_t predict(const lf_model *model, lf_model_stream **all, const bool 
             active->indexes[active->count++] = i;
         }
     if (active->count && model->class->predict_batch)
-        return model->class->predict_batch(active->streams, active->count);
+        return model->class->predict_batch(state, active->streams, active->count);
     return 0;
 }
 
@@ -95,6 +95,7 @@ typedef struct coding_run {
     lf_model_stream **streams;
     bool *done;
     batch active;
+    void *state; /* the model's open_batch */
 } coding_run;
 
 static int64_t coding_run_start(const lf_model *model, size_t count, coding_run *run)
@@ -105,13 +106,18 @@ static int64_t coding_run_start(const lf_model *model, size_t count, coding_run 
     run->active.indexes = calloc(count ? count : 1, sizeof *run->active.indexes);
     if (!run->streams || !run->done || !run->active.streams || !run->active.indexes)
         return -ENOMEM;
-    return open_streams(model, count, run->streams);
+    int64_t status = model->class->open_batch && count
+                         ? model->class->open_batch(model, count, &run->state)
+                         : 0;
+    return status < 0 ? status : open_streams(model, count, run->streams);
 }
 
 static void coding_run_end(const lf_model *model, size_t count, coding_run *run, bool opened)
 {
     for (size_t i = 0; opened && i < count; i++)
         model->class->close_stream(run->streams[i]);
+    if (run->state)
+        model->class->close_batch(run->state);
     free(run->streams);
     free(run->done);
     free(run->active.streams);
@@ -133,7 +139,8 @@ int64_t lf_model_encode(const lf_model *model, const lf_span *inputs, size_t cou
         status = -ENOMEM;
     for (size_t i = 0; status == 0 && i < count; i++)
         lf_range_encoder_init(&encoders[i], &outputs[i]);
-    while (status == 0 && (status = predict(model, run.streams, run.done, count, &run.active)) == 0 &&
+    while (status == 0 &&
+           (status = predict(model, run.state, run.streams, run.done, count, &run.active)) == 0 &&
            run.active.count > 0) {
         for (size_t k = 0; k < run.active.count && status == 0; k++) {
             size_t i = run.active.indexes[k];
@@ -184,7 +191,8 @@ int64_t lf_model_decode(const lf_model *model, const lf_span *payloads, const ui
         status = -ENOMEM;
     for (size_t i = 0; status == 0 && i < count; i++)
         starts[i] = outputs[i].length;
-    while (status == 0 && (status = predict(model, run.streams, run.done, count, &run.active)) == 0 &&
+    while (status == 0 &&
+           (status = predict(model, run.state, run.streams, run.done, count, &run.active)) == 0 &&
            run.active.count > 0) {
         for (size_t k = 0; k < run.active.count && status == 0; k++) {
             size_t i = run.active.indexes[k];

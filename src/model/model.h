@@ -28,9 +28,15 @@ typedef struct lf_model_class {
     int64_t (*open_stream)(const lf_model *model, const uint8_t *prefix, size_t prefix_size,
                            lf_model_stream **stream);
     void (*close_stream)(lf_model_stream *stream);
-    /* Computes the next prediction of every stream in one batch; NULL for
-     * models that predict inside encode_next/decode_next. */
-    int64_t (*predict_batch)(lf_model_stream *const *streams, size_t count);
+    /* State shared by the predictions of one run of up to `capacity` streams
+     * (scratch memory: one per thread, reused for every step); NULL for
+     * models that need none. */
+    int64_t (*open_batch)(const lf_model *model, size_t capacity, void **batch);
+    void (*close_batch)(void *batch);
+    /* Computes the next prediction of every stream in one batch (`batch` from
+     * open_batch, count <= its capacity); NULL for models that predict inside
+     * encode_next/decode_next. */
+    int64_t (*predict_batch)(void *batch, lf_model_stream *const *streams, size_t count);
     /* Codes the next unit of data (size > 0) and returns the bytes it covers;
      * with size == 0 codes the end symbol and returns 0. */
     int64_t (*encode_next)(lf_model_stream *stream, lf_range_encoder *encoder,

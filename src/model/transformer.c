@@ -10,11 +10,18 @@
 
 struct lf_transformer_cache {
     uint64_t position; /* tokens seen; the next one goes to ring slot position % context */
-    /* per layer: keys (kv_heads, head_size, context) transposed so that the
-     * scores loop runs over positions innermost; values (kv_heads, context,
-     * head_size) */
+    /* per layer and key/value head: keys in lf_kernels' blocks of
+     * LF_KERNEL_KEY_BLOCK slots (the scores loop reads them in order),
+     * values (context, head_size) */
     float *keys, *values;
 };
+
+/* Floats of one key/value head's keys: the context in whole blocks. */
+static size_t key_floats(const lf_transformer_config *config)
+{
+    size_t blocks = (config->context_length + LF_KERNEL_KEY_BLOCK - 1) / LF_KERNEL_KEY_BLOCK;
+    return blocks * LF_KERNEL_KEY_BLOCK * (config->embedding_size / config->head_count);
+}
 
 int64_t lf_transformer_validate_config(const lf_transformer_config *config, lf_diagnostic *diagnostic)
 {
@@ -55,12 +62,13 @@ static size_t kv_size(const lf_transformer_config *config)
 int64_t lf_transformer_cache_new(const lf_transformer *model, lf_transformer_cache **cache)
 {
     const lf_transformer_config *config = &model->config;
-    size_t per_layer = kv_size(config) * config->context_length;
+    size_t heads = (size_t)config->kv_head_count * config->layer_count;
     lf_transformer_cache *created = calloc(1, sizeof *created);
     if (!created)
         return -ENOMEM;
-    created->keys = calloc(per_layer * config->layer_count, sizeof *created->keys);
-    created->values = calloc(per_layer * config->layer_count, sizeof *created->values);
+    created->keys = calloc(heads * key_floats(config), sizeof *created->keys);
+    created->values = calloc(heads * config->context_length * head_size(config),
+                             sizeof *created->values);
     if (!created->keys || !created->values) {
         lf_transformer_cache_free(created);
         return -ENOMEM;
@@ -104,104 +112,83 @@ static void rotate(float *x, size_t half, const float *cosines, const float *sin
     }
 }
 
-/* Scratch for one step of a batch. */
-typedef struct activations {
-    float *x, *normed, *query, *key, *value, *attended, *projected, *gate, *up, *scores;
-    float *cosines, *sines; /* (batch, head_size / 2): each sequence's rotation this step */
-    int8_t *quantized;
-    float *scales;
-} activations;
+struct lf_transformer_workspace {
+    size_t capacity;
+    const lf_kernels *kernels;
+    /* (capacity, width) each */
+    float *x, *normed, *query, *key, *value, *attended, *projected, *gate, *up;
+    float *cosines, *sines; /* (capacity, head_size / 2): each sequence's rotation this step */
+    float *scores;          /* (query heads per key/value head, context) */
+    int8_t *quantized;      /* (capacity, row stride of the widest input) */
+    float *scales;          /* (capacity) */
+    void *storage;
+};
 
-static void free_activations(activations *a)
+int64_t lf_transformer_workspace_new(const lf_transformer *model, size_t capacity,
+                                     lf_transformer_workspace **workspace)
 {
-    free(a->x);
-    free(a->normed);
-    free(a->query);
-    free(a->key);
-    free(a->value);
-    free(a->attended);
-    free(a->projected);
-    free(a->gate);
-    free(a->up);
-    free(a->scores);
-    free(a->cosines);
-    free(a->sines);
-    free(a->quantized);
-    free(a->scales);
-}
-
-static int64_t allocate_activations(const lf_transformer_config *config, size_t batch, activations *a)
-{
-    size_t d = config->embedding_size, widest = config->feed_forward_size > d ? config->feed_forward_size : d;
-    *a = (activations){
-        .x = malloc(batch * d * sizeof(float)),
-        .normed = malloc(batch * d * sizeof(float)),
-        .query = malloc(batch * d * sizeof(float)),
-        .key = malloc(batch * kv_size(config) * sizeof(float)),
-        .value = malloc(batch * kv_size(config) * sizeof(float)),
-        .attended = malloc(batch * d * sizeof(float)),
-        .projected = malloc(batch * d * sizeof(float)),
-        .gate = malloc(batch * config->feed_forward_size * sizeof(float)),
-        .up = malloc(batch * config->feed_forward_size * sizeof(float)),
-        .scores = malloc(config->context_length * sizeof(float)),
-        .cosines = malloc(batch * head_size(config) / 2 * sizeof(float)),
-        .sines = malloc(batch * head_size(config) / 2 * sizeof(float)),
-        .quantized = malloc(batch * widest),
-        .scales = malloc(batch * sizeof(float)),
-    };
-    if (!a->x || !a->normed || !a->query || !a->key || !a->value || !a->attended || !a->projected ||
-        !a->gate || !a->up || !a->scores || !a->cosines || !a->sines || !a->quantized || !a->scales) {
-        free_activations(a);
+    if (capacity == 0)
+        return -EINVAL;
+    const lf_transformer_config *config = &model->config;
+    size_t d = config->embedding_size, ff = config->feed_forward_size, kv = kv_size(config);
+    size_t half = head_size(config) / 2, widest = ff > d ? ff : d;
+    size_t group = config->head_count / config->kv_head_count;
+    lf_transformer_workspace *created = calloc(1, sizeof *created);
+    if (!created)
+        return -ENOMEM;
+    /* every array in one allocation, each float array a multiple of 16
+     * floats long so that the next one starts 64-byte aligned */
+    float **arrays[] = {&created->x,        &created->normed, &created->query, &created->key,
+                        &created->value,    &created->attended, &created->projected,
+                        &created->gate,     &created->up,     &created->cosines,
+                        &created->sines,    &created->scores, &created->scales};
+    size_t lengths[] = {capacity * d,    capacity * d,  capacity * d,  capacity * kv,
+                        capacity * kv,   capacity * d,  capacity * d,
+                        capacity * ff,   capacity * ff, capacity * half,
+                        capacity * half, group * config->context_length, capacity};
+    size_t floats = 0;
+    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++)
+        floats += (lengths[i] + 15) / 16 * 16;
+    size_t bytes = floats * sizeof(float) + capacity * lf_kernel_row_stride(widest);
+    created->storage = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!created->storage) {
+        free(created);
         return -ENOMEM;
     }
+    float *next = created->storage;
+    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+        *arrays[i] = next;
+        next += (lengths[i] + 15) / 16 * 16;
+    }
+    created->quantized = (int8_t *)next;
+    created->capacity = capacity;
+    created->kernels = lf_kernels_chosen();
+    *workspace = created;
     return 0;
 }
 
-// out (B,OC) = inp (B,C) @ weights (OC,C)^T, the input quantized per row first
-static void project(float *out, const float *input, size_t batch, const lf_int8_matrix *weights,
-                    activations *a)
+void lf_transformer_workspace_free(lf_transformer_workspace *workspace)
 {
-    lf_kernel_quantize_rows(input, batch, weights->columns, a->quantized, a->scales);
-    lf_kernel_matmul_int8(out, a->quantized, a->scales, batch, weights);
+    if (workspace)
+        free(workspace->storage);
+    free(workspace);
 }
 
-/* One head of one sequence: out (head_size) = softmax(q . K / sqrt(hs)) V
- * over the `count` ring slots filled so far, in slot order. */
-static void attend_head(float *out, const float *query, const float *keys, const float *values,
-                        size_t count, size_t head, size_t context, float *scores)
+/* quantized, scales (B) = input (B, C) in int8, for the products below */
+static void quantize(lf_transformer_workspace *w, const float *input, size_t batch, size_t columns)
 {
-    for (size_t t = 0; t < count; t++)
-        scores[t] = 0.0f;
-    for (size_t i = 0; i < head; i++) { /* over positions innermost: vectorises, same sums */
-        const float *key_row = keys + i * context;
-        float q = query[i];
-        for (size_t t = 0; t < count; t++)
-            scores[t] += q * key_row[t];
-    }
-    float largest = scores[0];
-    for (size_t t = 1; t < count; t++)
-        if (scores[t] > largest)
-            largest = scores[t];
-    float total = 0.0f;
-    for (size_t t = 0; t < count; t++) {
-        scores[t] = lf_exact_expf(scores[t] - largest);
-        total += scores[t];
-    }
-    for (size_t i = 0; i < head; i++)
-        out[i] = 0.0f;
-    for (size_t t = 0; t < count; t++) {
-        const float *value_row = values + t * head;
-        float weight = scores[t];
-        for (size_t i = 0; i < head; i++)
-            out[i] += weight * value_row[i];
-    }
-    float inverse = 1.0f / total;
-    for (size_t i = 0; i < head; i++)
-        out[i] *= inverse;
+    w->kernels->quantize(input, batch, columns, lf_kernel_row_stride(columns), w->quantized,
+                         w->scales);
+}
+
+// out (B,OC) = quantized input (B,C) @ weights (OC,C)^T
+static void project(lf_transformer_workspace *w, float *out, size_t batch, const lf_int8_matrix *weights)
+{
+    w->kernels->matmul(out, w->quantized, w->scales, batch, weights);
 }
 
 static void attention(const lf_transformer *model, size_t layer, lf_transformer_cache *const *caches,
-                      size_t batch, activations *a)
+                      size_t batch, lf_transformer_workspace *w)
 {
     const lf_transformer_config *config = &model->config;
     size_t d = config->embedding_size, hs = head_size(config), context = config->context_length;
@@ -209,27 +196,30 @@ static void attention(const lf_transformer *model, size_t layer, lf_transformer_
     float query_scale = 1.0f / sqrtf((float)hs);
     for (size_t b = 0; b < batch; b++) {
         lf_transformer_cache *cache = caches[b];
-        const float *cosines = a->cosines + b * hs / 2, *sines = a->sines + b * hs / 2;
-        float *keys = cache->keys + layer * kv * context;
+        const float *cosines = w->cosines + b * hs / 2, *sines = w->sines + b * hs / 2;
+        float *keys = cache->keys + layer * config->kv_head_count * key_floats(config);
         float *values = cache->values + layer * kv * context;
         size_t slot = (size_t)(cache->position % context);
         size_t count = cache->position + 1 < context ? (size_t)cache->position + 1 : context;
+        size_t block = slot / LF_KERNEL_KEY_BLOCK, lane = slot % LF_KERNEL_KEY_BLOCK;
         for (size_t h = 0; h < config->kv_head_count; h++) {
-            float *key = a->key + b * kv + h * hs;
+            float *key = w->key + b * kv + h * hs;
             rotate(key, hs / 2, cosines, sines);
+            float *key_block = keys + h * key_floats(config) + block * hs * LF_KERNEL_KEY_BLOCK;
             for (size_t i = 0; i < hs; i++)
-                keys[(h * hs + i) * context + slot] = key[i];
-            memcpy(values + (h * context + slot) * hs, a->value + b * kv + h * hs, hs * sizeof(float));
+                key_block[i * LF_KERNEL_KEY_BLOCK + lane] = key[i];
+            memcpy(values + (h * context + slot) * hs, w->value + b * kv + h * hs, hs * sizeof(float));
         }
-        for (size_t h = 0; h < config->head_count; h++) {
-            float *query = a->query + b * d + h * hs;
-            rotate(query, hs / 2, cosines, sines);
-            for (size_t i = 0; i < hs; i++)
-                query[i] *= query_scale;
-            size_t kv_head = h / group;
-            attend_head(a->attended + b * d + h * hs, query, keys + kv_head * hs * context,
-                        values + kv_head * context * hs, count, hs, context, a->scores);
-        }
+        float *query = w->query + b * d;
+        for (size_t h = 0; h < config->head_count; h++)
+            rotate(query + h * hs, hs / 2, cosines, sines);
+        for (size_t i = 0; i < d; i++)
+            query[i] *= query_scale;
+        /* query heads h * group .. (h + 1) * group - 1 share key/value head h */
+        for (size_t h = 0; h < config->kv_head_count; h++)
+            w->kernels->attend(w->attended + b * d + h * group * hs, query + h * group * hs,
+                               keys + h * key_floats(config), values + h * context * hs, group, hs,
+                               count, w->scores);
     }
 }
 
@@ -252,47 +242,47 @@ static void normalize_batch(const lf_transformer *model, const float *weight, si
         lf_kernel_rmsnorm(out + b * d, x + b * d, weight, d, model->config.norm_epsilon);
 }
 
-int64_t lf_transformer_step(const lf_transformer *model, lf_transformer_cache *const *caches,
-                            const uint32_t *tokens, size_t count, float *logits)
+int64_t lf_transformer_step(const lf_transformer *model, lf_transformer_workspace *workspace,
+                            lf_transformer_cache *const *caches, const uint32_t *tokens,
+                            size_t count, float *logits)
 {
     const lf_transformer_config *config = &model->config;
+    if (count > workspace->capacity)
+        return -EINVAL;
     for (size_t b = 0; b < count; b++)
         if (tokens[b] >= config->vocab_size)
             return -EINVAL;
-    activations a;
-    int64_t status = allocate_activations(config, count, &a);
-    if (status < 0)
-        return status;
-    size_t d = config->embedding_size, ff = config->feed_forward_size;
-    embed(model, tokens, count, a.x);
+    lf_transformer_workspace *w = workspace;
+    size_t d = config->embedding_size, ff = config->feed_forward_size, half = head_size(config) / 2;
+    embed(model, tokens, count, w->x);
     for (size_t b = 0; b < count; b++)
-        rotation_for(model, caches[b]->position, a.cosines + b * head_size(config) / 2,
-                     a.sines + b * head_size(config) / 2);
+        rotation_for(model, caches[b]->position, w->cosines + b * half, w->sines + b * half);
     for (size_t l = 0; l < config->layer_count; l++) {
         const lf_transformer_layer *layer = &model->layers[l];
-        normalize_batch(model, layer->attention_norm, count, a.x, a.normed);
-        project(a.query, a.normed, count, &layer->query, &a);
-        project(a.key, a.normed, count, &layer->key, &a);
-        project(a.value, a.normed, count, &layer->value, &a);
-        attention(model, l, caches, count, &a);
-        project(a.projected, a.attended, count, &layer->attention_output, &a);
+        normalize_batch(model, layer->attention_norm, count, w->x, w->normed);
+        quantize(w, w->normed, count, d);
+        project(w, w->query, count, &layer->query);
+        project(w, w->key, count, &layer->key);
+        project(w, w->value, count, &layer->value);
+        attention(model, l, caches, count, w);
+        quantize(w, w->attended, count, d);
+        project(w, w->projected, count, &layer->attention_output);
         for (size_t i = 0; i < count * d; i++)
-            a.x[i] += a.projected[i];
-        normalize_batch(model, layer->feed_forward_norm, count, a.x, a.normed);
-        project(a.gate, a.normed, count, &layer->gate, &a);
-        project(a.up, a.normed, count, &layer->up, &a);
-        for (size_t i = 0; i < count * ff; i++) { /* SwiGLU: silu(gate) * up */
-            float g = a.gate[i];
-            a.gate[i] = g / (1.0f + lf_exact_expf(-g)) * a.up[i];
-        }
-        project(a.projected, a.gate, count, &layer->down, &a);
+            w->x[i] += w->projected[i];
+        normalize_batch(model, layer->feed_forward_norm, count, w->x, w->normed);
+        quantize(w, w->normed, count, d);
+        project(w, w->gate, count, &layer->gate);
+        project(w, w->up, count, &layer->up);
+        w->kernels->swiglu(w->gate, w->up, count * ff);
+        quantize(w, w->gate, count, ff);
+        project(w, w->projected, count, &layer->down);
         for (size_t i = 0; i < count * d; i++)
-            a.x[i] += a.projected[i];
+            w->x[i] += w->projected[i];
     }
-    normalize_batch(model, model->output_norm, count, a.x, a.normed);
-    project(logits, a.normed, count, &model->embedding, &a);
+    normalize_batch(model, model->output_norm, count, w->x, w->normed);
+    quantize(w, w->normed, count, d);
+    project(w, logits, count, &model->embedding);
     for (size_t b = 0; b < count; b++)
         caches[b]->position++;
-    free_activations(&a);
     return 0;
 }

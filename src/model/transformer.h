@@ -29,12 +29,13 @@ typedef struct lf_transformer_config {
 } lf_transformer_config;
 
 /* One weight matrix as inference uses it: rows (OC, C) of int8 with a
- * float scale per row, and the row sums the unsigned-input kernel needs. */
+ * float scale per row, plus what the SIMD kernels prepare at load. */
 typedef struct lf_int8_matrix {
     uint32_t rows, columns;
     const int8_t *values;   /* rows * columns, row-major */
     const float *scales;    /* rows */
-    int32_t *row_sums;      /* rows: sum of each row's values */
+    const int32_t *row_sums; /* rows: sum of each row's values (VNNI's unsigned inputs) */
+    const int8_t *packed;   /* the values in lf_kernel_pack's tiles */
 } lf_int8_matrix;
 
 typedef struct lf_transformer_layer {
@@ -55,16 +56,25 @@ typedef struct lf_transformer {
 
 /* One sequence's keys and values, a ring of context_length positions. */
 typedef struct lf_transformer_cache lf_transformer_cache;
+/* Scratch memory for steps of up to `capacity` sequences at once: one per
+ * thread, reused for every step. */
+typedef struct lf_transformer_workspace lf_transformer_workspace;
 
 int64_t lf_transformer_validate_config(const lf_transformer_config *config, lf_diagnostic *diagnostic);
 int64_t lf_transformer_cache_new(const lf_transformer *model, lf_transformer_cache **cache);
 void lf_transformer_cache_free(lf_transformer_cache *cache);
 /* Tokens the cache has seen (its next position). */
 uint64_t lf_transformer_cache_position(const lf_transformer_cache *cache);
+int64_t lf_transformer_workspace_new(const lf_transformer *model, size_t capacity,
+                                     lf_transformer_workspace **workspace);
+void lf_transformer_workspace_free(lf_transformer_workspace *workspace);
 
-/* Advances `count` independent sequences by one token each:
- * logits (count, vocab) for the token after tokens[i] in caches[i]. */
-int64_t lf_transformer_step(const lf_transformer *model, lf_transformer_cache *const *caches,
-                            const uint32_t *tokens, size_t count, float *logits);
+/* Advances `count` (<= the workspace's capacity) independent sequences by
+ * one token each: logits (count, vocab) for the token after tokens[i] in
+ * caches[i]. -EINVAL for a token outside the vocabulary or too many
+ * sequences. */
+int64_t lf_transformer_step(const lf_transformer *model, lf_transformer_workspace *workspace,
+                            lf_transformer_cache *const *caches, const uint32_t *tokens,
+                            size_t count, float *logits);
 
 #endif

@@ -111,7 +111,7 @@ void lf_transformer_init_parameters(const lf_transformer_config *config, uint64_
 void lf_transformer_quantize_matrix(const float *matrix, uint32_t rows, uint32_t columns,
                                     int8_t *values, float *scales)
 {
-    lf_kernel_quantize_rows(matrix, rows, columns, values, scales);
+    lf_kernels_chosen()->quantize(matrix, rows, columns, columns, values, scales);
 }
 
 static const struct config_key {
@@ -205,6 +205,7 @@ int64_t lf_transformer_save(const lf_transformer_config *config, const float *pa
 typedef struct owned_storage {
     lf_transformer_layer *layers;
     int32_t *row_sums;
+    int8_t *packed;
     double *rope_frequencies;
 } owned_storage;
 
@@ -216,6 +217,7 @@ void lf_transformer_free(lf_transformer *model)
     if (owned) {
         free(owned->layers);
         free(owned->row_sums);
+        free(owned->packed);
         free(owned->rope_frequencies);
         free(owned);
     }
@@ -263,8 +265,11 @@ static int64_t find_tensor(const lf_gguf *file, const char *name, lf_ggml_type t
     return 0;
 }
 
+/* Finds a matrix's tensors and prepares it for the kernels: row sums and
+ * packed tiles written to the storage given. */
 static int64_t load_matrix(const lf_gguf *file, const lf_transformer_tensor *tensor,
-                           lf_int8_matrix *matrix, int32_t *row_sums, lf_diagnostic *diagnostic)
+                           lf_int8_matrix *matrix, int32_t *row_sums, int8_t *packed,
+                           lf_diagnostic *diagnostic)
 {
     const void *values, *scales;
     char scale_name[64];
@@ -277,13 +282,15 @@ static int64_t load_matrix(const lf_gguf *file, const lf_transformer_tensor *ten
     if (status < 0)
         return status;
     *matrix = (lf_int8_matrix){.rows = tensor->rows, .columns = tensor->columns,
-                               .values = values, .scales = scales, .row_sums = row_sums};
+                               .values = values, .scales = scales, .row_sums = row_sums,
+                               .packed = packed};
     for (uint32_t r = 0; r < tensor->rows; r++) {
         int32_t sum = 0;
         for (uint32_t c = 0; c < tensor->columns; c++)
             sum += matrix->values[(size_t)r * tensor->columns + c];
         row_sums[r] = sum;
     }
+    lf_kernel_pack(values, tensor->rows, tensor->columns, packed);
     return 0;
 }
 
@@ -301,17 +308,21 @@ int64_t lf_transformer_load(const lf_gguf *file, lf_transformer **model, lf_diag
     int64_t status = read_config(file, config, diagnostic);
     size_t count = status == 0 ? lf_transformer_tensors(config, NULL) : 0;
     lf_transformer_tensor *tensors = status == 0 ? malloc(count * sizeof *tensors) : NULL;
-    size_t row_total = 0;
+    size_t row_total = 0, packed_total = 0;
     if (status == 0 && !tensors)
         status = -ENOMEM;
     if (status == 0) {
         lf_transformer_tensors(config, tensors);
         for (size_t t = 0; t < count; t++)
-            row_total += tensors[t].matrix ? tensors[t].rows : 0;
+            if (tensors[t].matrix) {
+                row_total += tensors[t].rows;
+                packed_total += lf_kernel_packed_size(tensors[t].rows, tensors[t].columns);
+            }
         owned->layers = calloc(config->layer_count, sizeof *owned->layers);
         owned->row_sums = malloc(row_total * sizeof *owned->row_sums);
+        owned->packed = aligned_alloc(64, packed_total);
         owned->rope_frequencies = malloc(config->embedding_size / config->head_count / 2 * sizeof(double));
-        if (!owned->layers || !owned->row_sums || !owned->rope_frequencies)
+        if (!owned->layers || !owned->row_sums || !owned->packed || !owned->rope_frequencies)
             status = -ENOMEM;
     }
     created->layers = owned->layers;
@@ -319,6 +330,7 @@ int64_t lf_transformer_load(const lf_gguf *file, lf_transformer **model, lf_diag
     /* Tensors come in lf_transformer_tensors' order: embedding, then per
      * layer the nine below, then the output norm. */
     int32_t *row_sums = owned->row_sums;
+    int8_t *packed = owned->packed;
     for (size_t t = 0; status == 0 && t < count; t++) {
         const lf_transformer_tensor *tensor = &tensors[t];
         if (!tensor->matrix) {
@@ -345,8 +357,9 @@ int64_t lf_transformer_load(const lf_gguf *file, lf_transformer **model, lf_diag
                                         &layer->down};
             matrix = slots[(t - 1) % 9];
         }
-        status = load_matrix(file, tensor, matrix, row_sums, diagnostic);
+        status = load_matrix(file, tensor, matrix, row_sums, packed, diagnostic);
         row_sums += tensor->rows;
+        packed += lf_kernel_packed_size(tensor->rows, tensor->columns);
     }
     if (status == 0) {
         size_t half = config->embedding_size / config->head_count / 2;

@@ -1,6 +1,6 @@
 /* The .llmz container with the adaptive model: exact round trips, every
  * damage detected with a message that names it, and bytes that do not
- * depend on the thread count. */
+ * depend on the thread count or the batch size. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -109,21 +109,42 @@ static void test_methods_and_overhead(void **state)
     lf_model_free(model);
 }
 
-static void test_thread_count_never_changes_the_bytes(void **state)
+/* Threads and batch sizes decide only how segments are split between jobs
+ * (runs of about equal bytes, a shorter last segment included): the bytes
+ * are the same for all, and each decodes what any other encoded. */
+static void test_threads_and_batches_never_change_the_bytes(void **state)
 {
     (void)state;
     lf_model *model = open_model("cm-small");
-    lf_buffer one = {0}, two = {0}, many = {0};
-    compress(model, (const uint8_t *)text, sizeof text - 1, 1, 50, &one);
-    compress(model, (const uint8_t *)text, sizeof text - 1, 2, 50, &two);
-    compress(model, (const uint8_t *)text, sizeof text - 1, 5, 50, &many);
-    assert_int_equal(one.length, two.length);
-    assert_memory_equal(one.data, two.data, one.length);
-    assert_int_equal(one.length, many.length);
-    assert_memory_equal(one.data, many.data, one.length);
-    lf_buffer_free(&one);
-    lf_buffer_free(&two);
-    lf_buffer_free(&many);
+    static const struct {
+        unsigned threads;
+        size_t batch;
+    } runs[] = {{1, 0}, {2, 0}, {5, 0}, {1, 1}, {2, 1}, {3, 2}, {2, 4}, {7, 3}, {4, 100}};
+    enum { RUNS = sizeof runs / sizeof *runs };
+    lf_buffer archives[RUNS] = {{0}};
+    for (size_t r = 0; r < RUNS; r++) {
+        lf_llmz_options options = {.model = model, .threads = runs[r].threads,
+                                   .batch_size = runs[r].batch, .segment_size = 50};
+        lf_diagnostic diagnostic = {0};
+        if (lf_llmz_compress((const uint8_t *)text, sizeof text - 1, &options, &archives[r],
+                             &diagnostic) != 0)
+            fail_msg("compress: %s", diagnostic.message);
+        assert_int_equal(archives[r].length, archives[0].length);
+        assert_memory_equal(archives[r].data, archives[0].data, archives[0].length);
+    }
+    for (size_t r = 0; r < RUNS; r++) {
+        lf_llmz_options options = {.model = model, .threads = runs[(r + 1) % RUNS].threads,
+                                   .batch_size = runs[(r + 1) % RUNS].batch};
+        lf_buffer restored = {0};
+        lf_diagnostic diagnostic = {0};
+        if (lf_llmz_decompress(archives[r].data, archives[r].length, &options, &restored,
+                               &diagnostic) != 0)
+            fail_msg("decompress: %s", diagnostic.message);
+        assert_int_equal(restored.length, sizeof text - 1);
+        assert_memory_equal(restored.data, text, sizeof text - 1);
+        lf_buffer_free(&restored);
+        lf_buffer_free(&archives[r]);
+    }
     lf_model_free(model);
 }
 
@@ -207,7 +228,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_methods_and_overhead),
-        cmocka_unit_test(test_thread_count_never_changes_the_bytes),
+        cmocka_unit_test(test_threads_and_batches_never_change_the_bytes),
         cmocka_unit_test(test_every_bit_flip_and_truncation_is_detected),
         cmocka_unit_test(test_another_model_is_refused_by_name),
         cmocka_unit_test(test_raw_stream_ends_itself),

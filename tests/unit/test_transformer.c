@@ -30,6 +30,7 @@ typedef struct fixture {
     char *directory, *path;
     lf_gguf *file;
     lf_transformer *model;
+    lf_transformer_workspace *workspace; /* for up to 8 sequences */
 } fixture;
 
 static int setup(void **state)
@@ -54,6 +55,7 @@ static int setup(void **state)
     if (lf_gguf_open_file(f->path, &f->file, &diagnostic) != 0 ||
         lf_transformer_load(f->file, &f->model, &diagnostic) != 0)
         fail_msg("load: %s", diagnostic.message);
+    assert_int_equal(lf_transformer_workspace_new(f->model, 8, &f->workspace), 0);
     *state = f;
     return 0;
 }
@@ -61,6 +63,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
+    lf_transformer_workspace_free(f->workspace);
     lf_transformer_free(f->model);
     lf_gguf_close(f->file);
     lf_test_sandbox_remove(f->directory);
@@ -232,7 +235,8 @@ static void test_matches_float_reference(void **state)
     double worst = 0;
     int top_agrees = 0;
     for (size_t n = 1; n <= LENGTH; n++) {
-        assert_int_equal(lf_transformer_step(f->model, &cache, &tokens[n - 1], 1, logits), 0);
+        assert_int_equal(
+            lf_transformer_step(f->model, f->workspace, &cache, &tokens[n - 1], 1, logits), 0);
         log_softmax(logits, vocabulary, engine);
         reference_log_probabilities(f, tokens, n, reference);
         size_t engine_top = 0, reference_top = 0;
@@ -282,10 +286,12 @@ static void test_batch_composition_never_changes_bits(void **state)
         for (int s = 0; s < SEQUENCES; s++)
             tokens[s] = (uint32_t)lf_random_below(&random, vocabulary);
         tokens[3] = (uint32_t)(step * 7 % 256); /* sequence 3 is also run alone */
-        assert_int_equal(lf_transformer_step(f->model, &alone, &tokens[3], 1, single), 0);
+        assert_int_equal(
+            lf_transformer_step(f->model, f->workspace, &alone, &tokens[3], 1, single), 0);
         /* the batch skips some steps for other sequences: different positions */
         size_t count = step % 3 == 0 ? 4 : SEQUENCES;
-        assert_int_equal(lf_transformer_step(f->model, batch, tokens, count, many), 0);
+        assert_int_equal(
+            lf_transformer_step(f->model, f->workspace, batch, tokens, count, many), 0);
         assert_memory_equal(single, many + 3 * vocabulary, vocabulary * sizeof *single);
     }
     lf_transformer_cache_free(alone);
@@ -294,31 +300,143 @@ static void test_batch_composition_never_changes_bits(void **state)
     free(single), free(many);
 }
 
-/* Whatever variant the CPU runs, it equals the portable kernel exactly. */
+/* Floats uniform in [-spread, spread], one in 50 exactly zero. */
+static void random_floats(lf_random *random, float *x, size_t count, float spread)
+{
+    for (size_t i = 0; i < count; i++) {
+        double unit = (double)lf_random_range(random, -1000000, 1000000) / 1000000.0;
+        x[i] = lf_random_chance(random, 1, 50) ? 0.0f : (float)(unit * spread);
+    }
+}
+
+/* A (rows, columns) matrix of random int8 values, -128 included (a file may
+ * hold it though our quantizer never writes it), prepared as the loader
+ * does. */
+typedef struct test_matrix {
+    lf_int8_matrix matrix;
+    int8_t *values, *packed;
+    float *scales;
+    int32_t *row_sums;
+} test_matrix;
+
+static void make_matrix(lf_random *random, size_t rows, size_t columns, test_matrix *m)
+{
+    m->values = malloc(rows * columns);
+    m->scales = malloc(rows * sizeof *m->scales);
+    m->row_sums = calloc(rows, sizeof *m->row_sums);
+    m->packed = aligned_alloc(64, lf_kernel_packed_size(rows, columns));
+    for (size_t r = 0; r < rows; r++) {
+        m->scales[r] = 0.001f * (float)(r + 1);
+        for (size_t c = 0; c < columns; c++) {
+            int8_t v = (int8_t)lf_random_range(random, -128, 127);
+            m->values[r * columns + c] = v;
+            m->row_sums[r] += v;
+        }
+    }
+    lf_kernel_pack(m->values, rows, columns, m->packed);
+    m->matrix = (lf_int8_matrix){.rows = (uint32_t)rows, .columns = (uint32_t)columns,
+                                 .values = m->values, .scales = m->scales,
+                                 .row_sums = m->row_sums, .packed = m->packed};
+}
+
+static void free_matrix(test_matrix *m)
+{
+    free(m->values), free(m->scales), free(m->row_sums), free(m->packed);
+}
+
+/* Each kernel of every variant the CPU runs against the portable one, bit
+ * for bit, on shapes that exercise every tail: columns not a multiple of 4
+ * or 16, rows not a multiple of 16 or 64, batches past the register tiles,
+ * positions not a multiple of 16 or 64, odd query-head groups, head sizes
+ * not a multiple of 16. */
 static void test_kernel_variants_agree(void **state)
 {
-    fixture *f = *state;
-    const lf_int8_matrix *matrices[] = {&f->model->embedding, &f->model->layers[0].down,
-                                        &f->model->layers[1].query};
+    (void)state;
+    const lf_kernels *variants[4];
+    size_t variant_count = lf_kernels_available(variants, 4);
+    const lf_kernels *portable = variants[0];
+    assert_string_equal(portable->name, "portable");
     lf_random random;
     lf_random_seed(&random, 11);
-    for (size_t m = 0; m < 3; m++) {
-        const lf_int8_matrix *w = matrices[m];
-        enum { BATCH = 5 };
-        int8_t *x = malloc(BATCH * w->columns);
-        float scales[BATCH];
-        for (size_t i = 0; i < BATCH * w->columns; i++)
-            x[i] = (int8_t)lf_random_range(&random, -127, 127);
-        for (size_t b = 0; b < BATCH; b++)
-            scales[b] = 0.01f * (float)(b + 1);
-        float *chosen = malloc(BATCH * w->rows * sizeof(float));
-        float *portable = malloc(BATCH * w->rows * sizeof(float));
-        lf_kernel_matmul_int8(chosen, x, scales, BATCH, w);
-        lf_kernel_matmul_int8_portable(portable, x, scales, BATCH, w);
-        assert_memory_equal(chosen, portable, BATCH * w->rows * sizeof(float));
-        free(x), free(chosen), free(portable);
+    for (size_t v = 1; v < variant_count; v++) {
+        const lf_kernels *k = variants[v];
+        print_message("checking %s against portable\n", k->name);
+        static const size_t shapes[][3] = {{1, 1, 1},  {3, 17, 5},    {7, 64, 64},  {13, 100, 45},
+                                           {6, 256, 384}, {9, 33, 260}, {2, 96, 7},  {16, 80, 128}};
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+            size_t batch = shapes[s][0], rows = shapes[s][1], columns = shapes[s][2];
+            size_t stride = lf_kernel_row_stride(columns);
+            float *x = malloc(batch * columns * sizeof *x), scales[2][16];
+            int8_t *q[2] = {malloc(batch * stride), malloc(batch * stride)};
+            random_floats(&random, x, batch * columns, s % 2 ? 1e-3f : 40.0f);
+            if (s == 1)
+                memset(x, 0, columns * sizeof *x); /* a zero row */
+            portable->quantize(x, batch, columns, stride, q[0], scales[0]);
+            k->quantize(x, batch, columns, stride, q[1], scales[1]);
+            assert_memory_equal(q[0], q[1], batch * stride);
+            assert_memory_equal(scales[0], scales[1], batch * sizeof(float));
+            test_matrix m;
+            make_matrix(&random, rows, columns, &m);
+            size_t out_bytes = batch * rows * sizeof(float);
+            float *out[2] = {malloc(out_bytes), malloc(out_bytes)};
+            portable->matmul(out[0], q[0], scales[0], batch, &m.matrix);
+            k->matmul(out[1], q[0], scales[0], batch, &m.matrix);
+            assert_memory_equal(out[0], out[1], batch * rows * sizeof(float));
+            free_matrix(&m);
+            free(x), free(q[0]), free(q[1]), free(out[0]), free(out[1]);
+        }
+        static const size_t heads[][3] = {/* group, head size, count */
+                                           {1, 32, 1},  {2, 32, 100}, {3, 24, 77},  {2, 40, 64},
+                                           {1, 8, 200}, {4, 16, 17},  {2, 128, 33}, {1, 2, 5}};
+        for (size_t s = 0; s < sizeof heads / sizeof *heads; s++) {
+            size_t group = heads[s][0], hs = heads[s][1], count = heads[s][2];
+            size_t key_floats = (count + LF_KERNEL_KEY_BLOCK - 1) / LF_KERNEL_KEY_BLOCK *
+                                LF_KERNEL_KEY_BLOCK * hs;
+            float *query = malloc(group * hs * sizeof(float));
+            float *keys = malloc(key_floats * sizeof(float));
+            float *values = malloc(count * hs * sizeof(float));
+            float *scratch = malloc(group * count * sizeof(float));
+            size_t out_bytes = group * hs * sizeof(float);
+            float *out[2] = {malloc(out_bytes), malloc(out_bytes)};
+            random_floats(&random, query, group * hs, 2.0f);
+            random_floats(&random, keys, key_floats, s == 4 ? 30.0f : 2.0f); /* some underflow */
+            random_floats(&random, values, count * hs, 5.0f);
+            portable->attend(out[0], query, keys, values, group, hs, count, scratch);
+            k->attend(out[1], query, keys, values, group, hs, count, scratch);
+            assert_memory_equal(out[0], out[1], group * hs * sizeof(float));
+            free(query), free(keys), free(values), free(scratch), free(out[0]), free(out[1]);
+        }
+        /* exp over its whole range, edges included, through both users:
+         * the distribution (logits spread wide, so that some weights are 0
+         * and several share the top) and SwiGLU (both overflow edges) */
+        enum { N = 4099 };
+        float *gate[2] = {malloc(N * sizeof(float)), malloc(N * sizeof(float))};
+        float *up = malloc(N * sizeof(float));
+        uint32_t *scratch = malloc(N * sizeof(uint32_t));
+        random_floats(&random, gate[0], N, 100.0f);
+        static const float edges[] = {-87.0f, -87.00001f, -86.99999f, 88.7f, 88.70001f, 88.69999f,
+                                      0.0f,   -0.0f,      1e-30f,     -1e-30f, 0.34657f, -0.34657f,
+                                      100.0f, 100.0f};
+        memcpy(gate[0], edges, sizeof edges);
+        random_floats(&random, up, N, 3.0f);
+        memcpy(gate[1], gate[0], N * sizeof(float));
+        for (uint32_t n = 1; n <= N; n += 273) {
+            lf_frequencies tables[2] = {{0}, {0}};
+            for (int t = 0; t < 2; t++) {
+                assert_int_equal(lf_frequencies_resize(&tables[t], n), 0);
+                (t ? k : portable)->distribution(&tables[t], gate[0] + (N - n), scratch);
+            }
+            assert_memory_equal(tables[0].cumulative, tables[1].cumulative,
+                                (n + 1) * sizeof(uint32_t));
+            lf_frequencies_free(&tables[0]);
+            lf_frequencies_free(&tables[1]);
+        }
+        portable->swiglu(gate[0], up, N);
+        k->swiglu(gate[1], up, N);
+        assert_memory_equal(gate[0], gate[1], N * sizeof(float));
+        free(gate[0]), free(gate[1]), free(up), free(scratch);
     }
-    print_message("kernel variant: %s\n", lf_kernel_variant());
+    print_message("kernel variant in use: %s\n", lf_kernels_chosen()->name);
 }
 
 static void test_bad_files_are_refused(void **state)
