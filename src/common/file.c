@@ -48,8 +48,49 @@ void lf_file_remove_pending_temporary(void)
         unlink(path);
 }
 
+/* Writes straight into an existing device or fifo (-o /dev/null), where a
+ * rename would replace the node itself. */
+static int64_t write_in_place(const char *path, const void *data, size_t size,
+                              lf_diagnostic *diagnostic)
+{
+    int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0)
+        return lf_fail(diagnostic, -errno, "cannot open '%s': %s", path, strerror(errno));
+    int64_t status = 0;
+    const uint8_t *bytes = data;
+    for (size_t written = 0; written < size;) {
+        ssize_t result = write(fd, bytes + written, size - written);
+        if (result < 0 && errno == EINTR)
+            continue;
+        if (result < 0) {
+            status = lf_fail(diagnostic, -errno, "cannot write '%s': %s", path, strerror(errno));
+            break;
+        }
+        written += (size_t)result;
+    }
+    if (close(fd) != 0 && status == 0)
+        status = lf_fail(diagnostic, -errno, "cannot write '%s': %s", path, strerror(errno));
+    return status;
+}
+
+static int64_t replace_file(const char *path, const void *data, size_t size,
+                            const struct stat *like, lf_diagnostic *diagnostic);
+
 int64_t lf_file_write_atomic_like(const char *path, const void *data, size_t size,
                                   const struct stat *like, lf_diagnostic *diagnostic)
+{
+    struct stat existing;
+    if (stat(path, &existing) == 0 && !S_ISREG(existing.st_mode))
+        return write_in_place(path, data, size, diagnostic);
+    /* Through a symlink, replace the file it names and keep the link. */
+    char *resolved = realpath(path, NULL);
+    int64_t status = replace_file(resolved ? resolved : path, data, size, like, diagnostic);
+    free(resolved);
+    return status;
+}
+
+static int64_t replace_file(const char *path, const void *data, size_t size,
+                            const struct stat *like, lf_diagnostic *diagnostic)
 {
     /* mkstemp in the target's directory: unique, and rename stays atomic. */
     lf_buffer temporary = {0};

@@ -15,7 +15,9 @@ int64_t lf_file_write_all(FILE *stream, const void *data, size_t size, const cha
                           lf_diagnostic *diagnostic);
 /* Replaces `path` with data all at once: writes a temporary file beside it
  * (.NAME.tmp-XXXXXX), fsyncs it and renames it over path, so readers see
- * the old file or the whole new one, never a torn write. */
+ * the old file or the whole new one, never a torn write. A symlink is
+ * followed (the link stays); an existing device or fifo (/dev/null) is
+ * written in place, never replaced. */
 int64_t lf_file_write_atomic(const char *path, const void *data, size_t size,
                              lf_diagnostic *diagnostic);
 /* The same, giving the new file the mode and times of `like` (the input a

@@ -385,8 +385,14 @@ void lf_kernel_distribution_avx512(lf_frequencies *table, const float *logits, u
     __m512i sum_low = _mm512_setzero_si512(), sum_high = sum_low, heaviest_weight = sum_low;
     for (uint32_t i = 0; i < count; i += 16) {
         __mmask16 lanes = lanes_below(i, count);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, logits + i), largest));
-        __m512i w = _mm512_maskz_cvttps_epu32(lanes, _mm512_mul_ps(e, _mm512_set1_ps(16777216.0f)));
+        __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, logits + i), largest);
+        /* e^x 2^24 < 1 below x = -16.6, so a weight is 0 there: a trained
+         * model's improbable tokens skip the exp */
+        __m512i w = _mm512_setzero_si512();
+        if (_mm512_mask_cmp_ps_mask(lanes, x, _mm512_set1_ps(-17.0f), _CMP_GE_OQ)) {
+            __m512 e = exp16(x);
+            w = _mm512_maskz_cvttps_epu32(lanes, _mm512_mul_ps(e, _mm512_set1_ps(16777216.0f)));
+        }
         _mm512_mask_storeu_epi32(weights + i, lanes, w);
         __m512i low_half = _mm512_cvtepu32_epi64(_mm512_castsi512_si256(w));
         __m512i high_half = _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(w, 1));

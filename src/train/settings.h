@@ -29,8 +29,9 @@ typedef struct lf_train_settings {
     uint64_t data_tokens, eval_data_tokens, sft_examples, sft_eval_examples;
 } lf_train_settings;
 
-/* Defaults for everything but the model and the data (see
- * `llmfuse train -h`); strings NULL. */
+/* Defaults for everything but the model and the data, as `llmfuse train -h`
+ * lists them except the warmup (0 here; the command makes it steps / 20);
+ * strings NULL. */
 lf_train_settings lf_train_settings_defaults(void);
 /* Deep copy (strings duplicated): 0 or -ENOMEM. */
 int64_t lf_train_settings_copy(lf_train_settings *copy, const lf_train_settings *settings);

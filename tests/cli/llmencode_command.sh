@@ -55,6 +55,13 @@ grep -q "a.txt.llmz" listing && grep -q "uncompressed" listing || fail "-l outpu
 "$llmencode" -v -c a.txt 2>stats >/dev/null || fail "-v"
 grep -q "bits/byte" stats && grep -q "MB/s" stats || fail "-v statistics: $(cat stats)"
 
+# An output that is a device is written into, never replaced by a file (a
+# private null device, so a regression cannot break the system's).
+if mknod null-device c 1 3 2>/dev/null; then
+  "$llmencode" -k -f -o null-device a.txt || fail "-o onto a device"
+  [ -c null-device ] || fail "-o replaced a device node with a file"
+fi
+
 # Damage: a clear message, exit 1, and no output file (not even a temporary).
 cp a.txt.llmz damaged.txt.llmz
 printf '\x55' | dd of=damaged.txt.llmz bs=1 seek=20 conv=notrunc 2>/dev/null
