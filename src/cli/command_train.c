@@ -16,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "common/buffer.h"
+#include "common/file.h"
 #include "common/parallel.h"
 #include "model/transformer_file.h"
 #include "train/data.h"
@@ -24,10 +25,10 @@
 static void print_usage(FILE *stream)
 {
     fprintf(stream,
-            "usage: llmfuse train tokenize --tokenizer TOK.gguf -o DATA.tok [--threads N] "
-            "INPUT...\n"
+            "usage: llmfuse train tokenize --tokenizer TOK.gguf -o DATA.tok [--threads N]\n"
+            "                              [--files-from LIST] [INPUT...]\n"
             "           write the token file of a corpus: each input is a document, documents\n"
-            "           are separated by <|endoftext|>\n"
+            "           are separated by <|endoftext|>; LIST names more inputs, one per line\n"
             "       llmfuse train --run-dir DIR (--data DATA.tok [--eval-data EVAL.tok]\n"
             "                                   | --sft TRAIN.jsonl [--sft-eval EVAL.jsonl])\n"
             "                     (--tokenizer TOK.gguf [--config C.json]\n"
@@ -305,9 +306,10 @@ static int tokenize(int argc, char **argv)
     static const struct option options[] = {{"tokenizer", required_argument, NULL, 't'},
                                             {"output", required_argument, NULL, 'o'},
                                             {"threads", required_argument, NULL, 'j'},
+                                            {"files-from", required_argument, NULL, 'f'},
                                             {"help", no_argument, NULL, 'h'},
                                             {0}};
-    const char *tokenizer_path = NULL, *output = NULL;
+    const char *tokenizer_path = NULL, *output = NULL, *list_path = NULL;
     uint64_t threads = lf_parallel_default_threads();
     lf_diagnostic diagnostic = {0};
     int64_t status;
@@ -317,6 +319,7 @@ static int tokenize(int argc, char **argv)
         switch (option) {
         case 't': tokenizer_path = optarg; break;
         case 'o': output = optarg; break;
+        case 'f': list_path = optarg; break;
         case 'j':
             if ((status = parse_count(optarg, OPTION_THREADS, 1, &threads, &diagnostic)) < 0)
                 return report_failure(NULL, status, &diagnostic);
@@ -325,22 +328,47 @@ static int tokenize(int argc, char **argv)
         default: print_usage(stderr); return LF_EXIT_ERROR;
         }
     }
-    if (!tokenizer_path || !output || optind >= argc) {
+    if (!tokenizer_path || !output || (optind >= argc && !list_path)) {
         print_usage(stderr);
         return LF_EXIT_ERROR;
     }
-    lf_tokenizer *tokenizer;
+    /* the documents: the operands, then the lines of --files-from */
+    lf_buffer list = {0};
+    if (list_path && (status = lf_file_read_all(list_path, &list, &diagnostic)) < 0)
+        return report_failure(list_path, status, &diagnostic);
+    size_t count = (size_t)(argc - optind);
+    for (size_t i = 0; i < list.length; i++)
+        count += list.data[i] == '\n' || i + 1 == list.length;
+    const char **paths = malloc((count ? count : 1) * sizeof *paths);
+    if (!paths || lf_buffer_append(&list, "", 1) < 0) {
+        free(paths);
+        lf_buffer_free(&list);
+        return report_failure(list_path, -ENOMEM, &diagnostic);
+    }
+    count = 0;
+    for (int i = optind; i < argc; i++)
+        paths[count++] = argv[i];
+    for (char *line = (char *)list.data; *line;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        if (*line)
+            paths[count++] = line;
+        line = end ? end + 1 : line + strlen(line);
+    }
+    lf_tokenizer *tokenizer = NULL;
     status = lf_tokenizer_load(tokenizer_path, &tokenizer, &diagnostic);
-    if (status < 0)
-        return report_failure(tokenizer_path, status, &diagnostic);
-    status = lf_train_tokenize_files(tokenizer, (const char *const *)argv + optind,
-                                     (size_t)(argc - optind), (unsigned)threads, output,
-                                     &diagnostic);
+    if (status >= 0)
+        status = lf_train_tokenize_files(tokenizer, paths, count, (unsigned)threads, output,
+                                         &diagnostic);
     lf_tokenizer_free(tokenizer);
+    free(paths);
+    lf_buffer_free(&list);
     if (status < 0)
-        return report_failure(output, status, &diagnostic);
-    fprintf(stderr, "llmfuse train: %s: %" PRId64 " tokens from %d documents\n", output, status,
-            argc - optind);
+        return report_failure(tokenizer && status != -ENOMEM ? output : tokenizer_path, status,
+                              &diagnostic);
+    fprintf(stderr, "llmfuse train: %s: %" PRId64 " tokens from %zu documents\n", output, status,
+            count);
     return LF_EXIT_OK;
 }
 

@@ -374,13 +374,21 @@ int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_optio
     const lf_model *model = options->model;
     uint64_t segment_size = options->segment_size ? options->segment_size : model->segment_size;
     size_t count = (size_t)((size + segment_size - 1) / segment_size);
+    bool even = !options->segment_size && model->even_segments;
+    if (even && count > 1 && count % 2)
+        count++;
     compression job = {.options = options, .data = data, .size = size, .segment_count = count};
     job.segments = calloc(count ? count : 1, sizeof *job.segments);
     job.payloads = calloc(count ? count : 1, sizeof *job.payloads);
     int64_t status = job.segments && job.payloads ? 0 : -ENOMEM;
     for (size_t i = 0; i < count; i++) {
-        job.segments[i].original_offset = (uint64_t)i * segment_size;
-        job.segments[i].original_size = i + 1 < count ? segment_size : size - (uint64_t)i * segment_size;
+        /* even: sizes differ by at most a byte, the longer ones first */
+        uint64_t offset = even ? i * (size / count) + (i < size % count ? i : size % count)
+                               : (uint64_t)i * segment_size;
+        uint64_t length = even ? size / count + (i < size % count)
+                               : i + 1 < count ? segment_size : size - offset;
+        job.segments[i].original_offset = offset;
+        job.segments[i].original_size = length;
     }
     pthread_mutex_init(&job.progress_lock, NULL);
     if (status == 0)

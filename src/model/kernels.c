@@ -124,7 +124,7 @@ static void distribution_portable(lf_frequencies *table, const float *logits, ui
             largest = logits[i];
     for (uint32_t i = 0; i < count; i++)
         weights[i] = (uint32_t)(lf_exact_expf(logits[i] - largest) * 16777216.0f);
-    lf_frequencies_set(table, weights, count); /* cannot fail: the table has its size */
+    (void)lf_frequencies_set(table, weights, count); /* cannot fail: the table has its size */
 }
 
 static const lf_kernels portable = {

@@ -34,14 +34,21 @@ ALWAYS_INLINE __mmask16 lanes_below(size_t start, size_t count)
     return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
 
-/* lf_exact_expf on 16 lanes, operation for operation. */
+/* lf_exact_expf on 16 lanes, with the same bits by two exact shortcuts:
+ * - k = (int)(scaled +- 0.5) takes 0.5 with scaled's sign bit, which
+ *   differs from the scalar's (scaled >= 0 ? 0.5 : -0.5) only at -0, where
+ *   both truncate to 0;
+ * - for x >= -87 the result p 2^k is a normal float (p is in [0.7, 1.5]),
+ *   so the scalar's two exact multiplications by 2^(k/2) and 2^(k - k/2)
+ *   equal one exact scaling by 2^k (vscalefps). */
 ALWAYS_INLINE __m512 exp16(__m512 x)
 {
     __m512 scaled = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
-    __mmask16 non_negative = _mm512_cmp_ps_mask(scaled, _mm512_setzero_ps(), _CMP_GE_OQ);
-    __m512 half = _mm512_mask_blend_ps(non_negative, _mm512_set1_ps(-0.5f), _mm512_set1_ps(0.5f));
-    __m512i k = _mm512_cvttps_epi32(_mm512_add_ps(scaled, half));
-    __m512 kf = _mm512_cvtepi32_ps(k);
+    /* 0.5 | (scaled & sign bit), as one ternary-logic operation */
+    __m512 half = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+        _mm512_castps_si512(scaled), _mm512_set1_epi32((int)0x80000000u),
+        _mm512_castps_si512(_mm512_set1_ps(0.5f)), 0xEA));
+    __m512 kf = _mm512_cvtepi32_ps(_mm512_cvttps_epi32(_mm512_add_ps(scaled, half)));
     __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(kf, _mm512_set1_ps(0.693359375f)));
     r = _mm512_sub_ps(r, _mm512_mul_ps(kf, _mm512_set1_ps(-2.12194440e-4f)));
     __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
@@ -52,13 +59,7 @@ ALWAYS_INLINE __m512 exp16(__m512 x)
     p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(0.5f));
     p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
     p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
-    /* k / 2 rounded toward zero, as C's division */
-    __m512i half_k = _mm512_srai_epi32(_mm512_add_epi32(k, _mm512_srli_epi32(k, 31)), 1);
-    __m512i bias = _mm512_set1_epi32(127);
-    __m512 scale_a = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(half_k, bias), 23));
-    __m512 scale_b = _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(k, half_k), bias), 23));
-    __m512 result = _mm512_mul_ps(_mm512_mul_ps(p, scale_a), scale_b);
+    __m512 result = _mm512_scalef_ps(p, kf);
     __mmask16 low = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
     __mmask16 high = _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.7f), _CMP_GT_OQ);
     result = _mm512_mask_blend_ps(low, result, _mm512_setzero_ps());

@@ -52,7 +52,12 @@ struct lf_model {
     const lf_model_class *class;
     char name[64];            /* for messages: "cm", a file name */
     uint64_t fingerprint;     /* XXH64 of the model file, or of a built-in model's description */
-    uint64_t segment_size;    /* bytes per independently coded segment */
+    uint64_t segment_size;    /* bytes per independently coded segment, at most */
+    /* Split inputs into an even number of equal segments (when more than
+     * one), so that two threads finish together, instead of full segments
+     * and a remainder: for models that restart cheaply (transformers; the
+     * adaptive models pay for every restart). */
+    bool even_segments;
     size_t batch_size;        /* streams worth predicting together */
     void *state;
 };

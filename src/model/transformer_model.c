@@ -10,8 +10,10 @@
 #include "model/kernels.h"
 #include "model/transformer_file.h"
 
-/* Segments of 64 KiB: long enough that restarting the context at each
- * costs little. */
+/* Segments of at most 64 KiB, an even number of equal ones: long enough
+ * that restarting the context at each costs little, and a 9-segment input
+ * codes as 10 on two threads 5 and 5 rather than 5 and 4 (measured on
+ * 584 kB: 15-17k tokens/s on two cores before, 19k after). */
 #define TRANSFORMER_SEGMENT_SIZE (UINT64_C(64) << 10)
 
 /* Streams coded together, at most: at least 6, so that each weight loaded
@@ -235,7 +237,7 @@ int64_t lf_transformer_model_open(const char *path, lf_model **model, lf_diagnos
         return -ENOMEM;
     }
     *created = (lf_model){.class = &transformer_class, .segment_size = TRANSFORMER_SEGMENT_SIZE,
-                          .state = loaded};
+                          .even_segments = true, .state = loaded};
     const char *slash = strrchr(path, '/');
     snprintf(created->name, sizeof created->name, "%s", slash ? slash + 1 : path);
     int64_t status = lf_gguf_open_file(path, &loaded->file, diagnostic);
