@@ -368,13 +368,16 @@ static int64_t compress_batch(void *context, size_t batch_index)
     return status;
 }
 
-int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_options *options,
-                         lf_buffer *out, lf_diagnostic *diagnostic)
+/* The archive of data coded with options->model, appended to out. */
+static int64_t compress_with(const uint8_t *data, uint64_t size, const lf_llmz_options *options,
+                             lf_buffer *out, lf_diagnostic *diagnostic)
 {
     const lf_model *model = options->model;
     uint64_t segment_size = options->segment_size ? options->segment_size : model->segment_size;
     size_t count = (size_t)((size + segment_size - 1) / segment_size);
     bool even = !options->segment_size && model->even_segments;
+    if (even && count == 1 && size > segment_size / 4)
+        count = 2;
     if (even && count > 1 && count % 2)
         count++;
     compression job = {.options = options, .data = data, .size = size, .segment_count = count};
@@ -426,6 +429,47 @@ int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_optio
     if (status < 0)
         return lf_fail(diagnostic, status, "compression failed: %s", lf_error_string(status));
     return 0;
+}
+
+/* Text has few control bytes other than tab, line and page breaks and
+ * escape; binary data (images, executables, random bytes) has many. */
+static bool looks_like_text(const uint8_t *data, uint64_t size)
+{
+    uint64_t controls = 0;
+    for (uint64_t i = 0; i < size; i++)
+        controls += data[i] < 0x20 && data[i] != '\t' && data[i] != '\n' && data[i] != '\r' &&
+                    data[i] != '\f' && data[i] != '\v' && data[i] != 0x1B;
+    return controls <= size / 100;
+}
+
+int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_options *options,
+                         lf_buffer *out, lf_diagnostic *diagnostic)
+{
+    size_t start = out->length;
+    /* a model with a fallback is for text: binary data goes to the
+     * fallback alone, which costs a fraction of the time */
+    bool text = !options->model->fallback || looks_like_text(data, size);
+    int64_t status = text ? compress_with(data, size, options, out, diagnostic) : 0;
+    if (status < 0 || !options->model->fallback)
+        return status;
+    /* the fallback model's archive replaces the first when smaller */
+    lf_llmz_options fallback_options = *options;
+    lf_model *fallback = NULL;
+    lf_buffer other = {0};
+    status = lf_model_open(options->model->fallback, &fallback, diagnostic);
+    if (status == 0) {
+        fallback_options.model = fallback;
+        status = compress_with(data, size, &fallback_options, &other, diagnostic);
+    }
+    if (status == 0 && (!text || other.length < out->length - start)) {
+        out->length = start;
+        status = lf_buffer_append(out, other.data, other.length);
+    }
+    if (status < 0)
+        out->length = start;
+    lf_buffer_free(&other);
+    lf_model_free(fallback);
+    return status;
 }
 
 /* ------------------------------------------------------------------ */

@@ -55,6 +55,11 @@ int64_t lf_llmz_read_header(const uint8_t *archive, uint64_t size, lf_llmz_heade
                             lf_diagnostic *diagnostic);
 void lf_llmz_header_free(lf_llmz_header *header);
 
+/* Codes data with options->model and, when the model names a fallback, with
+ * that too, appending the smaller archive to out (the first on ties); a
+ * model with a fallback codes only text (control bytes other than tab,
+ * line and page breaks and escape at most 1%): binary data goes to the
+ * fallback alone. */
 int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_options *options,
                          lf_buffer *out, lf_diagnostic *diagnostic);
 /* options->model must have the archive's fingerprint (-LF_EMODEL naming both

@@ -280,33 +280,48 @@ static float softmax_numerators(float *scores, size_t count)
 }
 
 /* out (G, hs) = e (G, count) @ values (count, hs) * inverse (G): sums over t
- * in index order; GROUP (1 or 2) heads share each value load, 32 columns at
- * a time. */
+ * in index order; GROUP (1 or 2) heads share each value load, 64 columns at
+ * a time: each lane's sum is a chain of dependent adds, and four chains per
+ * head keep the adder busy (two, 32 columns, waited on its latency). */
 ALWAYS_INLINE void weighted_values(float *out, const float *e, const float *values, size_t hs,
                                    size_t count, const float *inverse, int GROUP)
 {
-    for (size_t i = 0; i < hs; i += 32) {
-        __mmask16 lanes0 = lanes_below(i, hs), lanes1 = i + 16 < hs ? lanes_below(i + 16, hs) : 0;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+    for (size_t i = 0; i < hs; i += 64) {
+        __mmask16 lanes0 = lanes_below(i, hs);
+        __mmask16 lanes1 = i + 16 < hs ? lanes_below(i + 16, hs) : 0;
+        __mmask16 lanes2 = i + 32 < hs ? lanes_below(i + 32, hs) : 0;
+        __mmask16 lanes3 = i + 48 < hs ? lanes_below(i + 48, hs) : 0;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; /* head g */
+        __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                  /* head g + 1 */
         for (size_t t = 0; t < count; t++) {
             const float *row = values + t * hs + i;
             __m512 v0 = _mm512_maskz_loadu_ps(lanes0, row);
             __m512 v1 = _mm512_maskz_loadu_ps(lanes1, row + 16);
+            __m512 v2 = _mm512_maskz_loadu_ps(lanes2, row + 32);
+            __m512 v3 = _mm512_maskz_loadu_ps(lanes3, row + 48);
             __m512 weight = _mm512_set1_ps(e[t]);
             a0 = _mm512_add_ps(a0, _mm512_mul_ps(weight, v0));
             a1 = _mm512_add_ps(a1, _mm512_mul_ps(weight, v1));
+            a2 = _mm512_add_ps(a2, _mm512_mul_ps(weight, v2));
+            a3 = _mm512_add_ps(a3, _mm512_mul_ps(weight, v3));
             if (GROUP > 1) {
                 weight = _mm512_set1_ps(e[count + t]);
                 b0 = _mm512_add_ps(b0, _mm512_mul_ps(weight, v0));
                 b1 = _mm512_add_ps(b1, _mm512_mul_ps(weight, v1));
+                b2 = _mm512_add_ps(b2, _mm512_mul_ps(weight, v2));
+                b3 = _mm512_add_ps(b3, _mm512_mul_ps(weight, v3));
             }
         }
         __m512 first = _mm512_set1_ps(inverse[0]), second = _mm512_set1_ps(inverse[GROUP - 1]);
         _mm512_mask_storeu_ps(out + i, lanes0, _mm512_mul_ps(a0, first));
         _mm512_mask_storeu_ps(out + i + 16, lanes1, _mm512_mul_ps(a1, first));
+        _mm512_mask_storeu_ps(out + i + 32, lanes2, _mm512_mul_ps(a2, first));
+        _mm512_mask_storeu_ps(out + i + 48, lanes3, _mm512_mul_ps(a3, first));
         if (GROUP > 1) {
             _mm512_mask_storeu_ps(out + hs + i, lanes0, _mm512_mul_ps(b0, second));
             _mm512_mask_storeu_ps(out + hs + i + 16, lanes1, _mm512_mul_ps(b1, second));
+            _mm512_mask_storeu_ps(out + hs + i + 32, lanes2, _mm512_mul_ps(b2, second));
+            _mm512_mask_storeu_ps(out + hs + i + 48, lanes3, _mm512_mul_ps(b3, second));
         }
     }
 }

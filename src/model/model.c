@@ -5,20 +5,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/base_model.h"
 #include "model/cm_model.h"
 #include "model/transformer_model.h"
 
 static const struct builtin_model {
     const char *name;
-    unsigned memory_level;
+    unsigned memory_level; /* the adaptive models'; 0 for the transformer */
 } builtin_models[] = {
+    {"base", 0},
     {"cm", 24},
     {"cm-small", 20},
 };
 
-static int64_t open_builtin(const struct builtin_model *builtin, lf_model **model)
+static int64_t open_builtin(const struct builtin_model *builtin, lf_model **model,
+                            lf_diagnostic *diagnostic)
 {
-    return lf_cm_model_new(builtin->name, builtin->memory_level, model);
+    if (builtin->memory_level)
+        return lf_cm_model_new(builtin->name, builtin->memory_level, model);
+    uint64_t size;
+    const uint8_t *image = lf_base_model_image(&size);
+    int64_t status = lf_transformer_model_open_image(builtin->name, image, size, model, diagnostic);
+    if (status == 0)
+        (*model)->fallback = "cm";
+    return status;
 }
 
 int64_t lf_model_open(const char *name, lf_model **model, lf_diagnostic *diagnostic)
@@ -28,9 +38,9 @@ int64_t lf_model_open(const char *name, lf_model **model, lf_diagnostic *diagnos
         return lf_transformer_model_open(name, model, diagnostic);
     for (size_t i = 0; i < sizeof builtin_models / sizeof *builtin_models; i++)
         if (strcmp(name, builtin_models[i].name) == 0)
-            return open_builtin(&builtin_models[i], model);
+            return open_builtin(&builtin_models[i], model, diagnostic);
     return lf_fail(diagnostic, -ENOENT,
-                   "no model '%s': name a GGUF file or a built-in model ('cm', 'cm-small')",
+                   "no model '%s': name a GGUF file or a built-in model ('base', 'cm', 'cm-small')",
                    name);
 }
 
@@ -38,7 +48,7 @@ int64_t lf_model_open_by_fingerprint(uint64_t fingerprint, lf_model **model)
 {
     for (size_t i = 0; i < sizeof builtin_models / sizeof *builtin_models; i++) {
         lf_model *candidate;
-        int64_t status = open_builtin(&builtin_models[i], &candidate);
+        int64_t status = open_builtin(&builtin_models[i], &candidate, NULL);
         if (status < 0)
             return status;
         if (candidate->fingerprint == fingerprint) {

@@ -54,19 +54,25 @@ struct lf_model {
     uint64_t fingerprint;     /* XXH64 of the model file, or of a built-in model's description */
     uint64_t segment_size;    /* bytes per independently coded segment, at most */
     /* Split inputs into an even number of equal segments (when more than
-     * one), so that two threads finish together, instead of full segments
-     * and a remainder: for models that restart cheaply (transformers; the
+     * one; inputs over a quarter of segment_size always in two at least),
+     * so that two threads finish together, instead of full segments and a
+     * remainder: for models that restart cheaply (transformers; the
      * adaptive models pay for every restart). */
     bool even_segments;
     size_t batch_size;        /* streams worth predicting together */
+    /* A built-in model the codec also tries on a whole input, keeping the
+     * smaller archive (NULL: none): the shipped transformer, trained on
+     * technical text, loses to the adaptive model on some literature. */
+    const char *fallback;
     void *state;
 };
 
 /* The model llmencode and mkfs use when none is named. */
-#define LF_MODEL_DEFAULT "cm"
+#define LF_MODEL_DEFAULT "base"
 
 /* A GGUF transformer file (a name with a '/' or ending in .gguf) or a
- * built-in model ("cm", "cm-small"). -ENOENT with a diagnostic listing the
+ * built-in model ("base": models/base.gguf with "cm" as fallback; "cm",
+ * "cm-small"). -ENOENT with a diagnostic listing the
  * built-in models for any other name. */
 int64_t lf_model_open(const char *name, lf_model **model, lf_diagnostic *diagnostic);
 /* The built-in model with this fingerprint, if any (for archives that say

@@ -69,10 +69,13 @@ int64_t lf_transformer_workspace_new(const lf_transformer *model, size_t capacit
                                      lf_transformer_workspace **workspace);
 void lf_transformer_workspace_free(lf_transformer_workspace *workspace);
 
-/* Advances `count` (<= the workspace's capacity) independent sequences by
- * one token each: logits (count, vocab) for the token after tokens[i] in
- * caches[i]. -EINVAL for a token outside the vocabulary or too many
- * sequences. */
+/* Advances sequences by `count` (<= the workspace's capacity) tokens:
+ * logits (count, vocab) for the token after tokens[i] in caches[i]. Rows
+ * that name the same cache are consecutive tokens of that sequence, in row
+ * order (an encoder knows its next tokens: feeding several at once reads the
+ * weights and the cache once for all of them); the logits are those of
+ * feeding them one step at a time. -EINVAL for a token outside the
+ * vocabulary or too many rows. */
 int64_t lf_transformer_step(const lf_transformer *model, lf_transformer_workspace *workspace,
                             lf_transformer_cache *const *caches, const uint32_t *tokens,
                             size_t count, float *logits);

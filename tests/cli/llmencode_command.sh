@@ -23,13 +23,15 @@ done
 size=$("$llmencode" -c random | wc -c)
 [ "$size" -le $((300000 + 32)) ] || fail "random data grew to $size bytes"
 
-# Every Canterbury file round-trips, and text shrinks. Under the sanitizers
-# (ten times slower) the small files only; the optimised build runs them all.
+# Every Canterbury file round-trips with the adaptive model, and text
+# shrinks (tests/cli/default_model.sh covers the default model). Under the
+# sanitizers (ten times slower) the small files only; the optimised build
+# runs them all.
 if [ -d "$canterbury" ]; then
   for file in "$canterbury"/*; do
     [ "${LLMFUSE_SANITIZED:-0}" = 1 ] && [ "$(stat -c %s "$file")" -gt 200000 ] && continue
     name=$(basename "$file")
-    "$llmencode" -c "$file" >"$name.llmz" || fail "compress $name"
+    "$llmencode" -m cm -c "$file" >"$name.llmz" || fail "compress $name"
     "$llmencode" -dc "$name.llmz" | cmp - "$file" || fail "$name differs after a round trip"
   done
   [ "$(wc -c <alice29.txt.llmz)" -lt 45000 ] || fail "alice29.txt compressed poorly"
