@@ -24,7 +24,17 @@ llmencode=build/llmencode
 [ -x "$llmencode" ] || { echo "build/llmencode is missing: run scripts/quickstart" >&2; exit 1; }
 text_files=" alice29.txt asyoulik.txt cp.html fields.c grammar.lsp lcet10.txt plrabn12.txt xargs.1 "
 
-compressors=("gzip -9" "bzip2 -9" "xz -9e" "zstd -19" "brotli -q 11" "llmencode")
+# Every Debian 12 compressor of note; a missing one is left out (install:
+# apt-get install lzip p7zip-full zpaq).
+compressors=()
+for c in "gzip -9" "bzip2 -9" "xz -9e" "lzip -9" "zstd -19" "brotli -q 11" "7z ppmd" "zpaq -m5" "llmencode"; do
+  case $c in
+    "7z ppmd") tool=7z ;;
+    llmencode) tool=$llmencode ;;
+    *) tool=${c%% *} ;;
+  esac
+  command -v "$tool" >/dev/null && compressors+=("$c") || echo "($c is not installed: left out)" >&2
+done
 declare -A size total seconds
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -47,6 +57,10 @@ for file in "${files[@]}"; do
     case $c in
       llmencode) $llmencode $model -T "$threads" -c "$file" >"$work/out" ;;
       brotli*) brotli -q 11 -c "$file" >"$work/out" ;;
+      "7z ppmd") rm -f "$work/out.7z"
+                 7z a -bd -m0=PPMd:mem=256m:o=16 "$work/out.7z" "$file" >/dev/null && mv "$work/out.7z" "$work/out" ;;
+      "zpaq -m5") rm -f "$work/out.zpaq"
+                  zpaq a "$work/out.zpaq" "$file" -method 5 >/dev/null 2>&1 && mv "$work/out.zpaq" "$work/out" ;;
       *) $c -c "$file" >"$work/out" 2>/dev/null ;;
     esac
     end=$(now)

@@ -1,7 +1,7 @@
 # The determinism contract (DESIGN.md §4, issue 5), end to end: the same
-# inputs compressed with the same random transformer under every
-# configuration give byte-identical archives, and every configuration
-# decompresses them. Configurations: this build's fastest kernels, its AVX2
+# inputs compressed with the same random transformer, and a text with the
+# shipped model (built in as 'base'), under every configuration give
+# byte-identical archives, and every configuration decompresses them. Configurations: this build's fastest kernels, its AVX2
 # and portable kernels (LLMFUSE_KERNELS), 1 and 2 threads, a segment alone
 # (--batch 1), a few together and all together; then a portable build
 # (-DLLMFUSE_PORTABLE=ON: no intrinsics at all) and an -O0 build, both with
@@ -34,9 +34,9 @@ random_text 1 1000 >"$scratch/small"  # ~3 KB: one segment
 if [ "$sanitized" = 1 ]; then
   random_text 2 6000 >"$scratch/large"   # ~20 KB
 else
-  random_text 2 45000 >"$scratch/large"  # ~150 KB: three 64 KiB segments
+  random_text 2 100000 >"$scratch/large"  # ~330 KB: two segments
 fi
-inputs=(small large)
+head -c 6000 "$source_dir/docs/FORMAT.md" >"$scratch/text"
 
 # Configurations: NAME BUILD_DIR ENVIRONMENT OPTIONS...
 configurations=(
@@ -77,26 +77,32 @@ run() { # CONFIGURATION LLMENCODE_ARGUMENTS...
   env $environment "$dir/llmencode" -m "$model" $options "$@"
 }
 
-for input in "${inputs[@]}"; do
-  reference=
-  for configuration in "${configurations[@]}"; do
-    name=${configuration%%|*}
-    run "$configuration" -c "$scratch/$input" >"$scratch/$input.$name.llmz" \
-      || fail "$name: compressing $input failed"
-    if [ -z "$reference" ]; then
-      reference=$scratch/$input.$name.llmz
-      "$llmencode" -l -v "$reference" >"$scratch/list"
-      ! grep -q 'segment .*: \(zstd\|stored\)' "$scratch/list" \
-        || fail "$input: not every segment is model-coded: $(cat "$scratch/list")"
-    else
-      cmp -s "$reference" "$scratch/$input.$name.llmz" \
-        || fail "$input: $name wrote a different archive than $(basename "$reference")"
-    fi
+check() { # INPUT...: one archive per input under every configuration
+  for input in "$@"; do
+    reference=
+    for configuration in "${configurations[@]}"; do
+      name=${configuration%%|*}
+      run "$configuration" -c "$scratch/$input" >"$scratch/$input.$name.llmz" \
+        || fail "$name: compressing $input failed"
+      if [ -z "$reference" ]; then
+        reference=$scratch/$input.$name.llmz
+        "$llmencode" -l -v "$reference" >"$scratch/list"
+        ! grep -q 'segment .*: \(zstd\|stored\)' "$scratch/list" \
+          || fail "$input: not every segment is model-coded: $(cat "$scratch/list")"
+      else
+        cmp -s "$reference" "$scratch/$input.$name.llmz" \
+          || fail "$input: $name wrote a different archive than $(basename "$reference")"
+      fi
+    done
+    for configuration in "${configurations[@]}"; do
+      name=${configuration%%|*}
+      run "$configuration" -d -c "$reference" | cmp -s - "$scratch/$input" \
+        || fail "$input: $name does not decompress the archive to the original"
+    done
+    echo "$input: $(wc -c <"$scratch/$input") bytes, $(grep -c 'segment ' "$scratch/list") segments: one archive and every decompression agree across ${#configurations[@]} configurations"
   done
-  for configuration in "${configurations[@]}"; do
-    name=${configuration%%|*}
-    run "$configuration" -d -c "$reference" | cmp -s - "$scratch/$input" \
-      || fail "$input: $name does not decompress the archive to the original"
-  done
-  echo "$input: $(wc -c <"$scratch/$input") bytes, $(grep -c 'segment ' "$scratch/list") segments: one archive and every decompression agree across ${#configurations[@]} configurations"
-done
+}
+
+check small large
+model=base
+check text
