@@ -67,8 +67,9 @@ static void matmul_portable(float *out, const int8_t *xq, const float *x_scales,
     }
 }
 
-static void attend_portable(float *out, const float *query, const float *keys, const float *values,
-                            size_t group, size_t head_size, size_t count, float *scores)
+static void attend_portable(float *out, const float *query, const uint16_t *keys,
+                            const uint16_t *values, size_t group, size_t head_size, size_t count,
+                            float *scores)
 {
     enum { BLOCK = LF_KERNEL_KEY_BLOCK };
     for (size_t g = 0; g < group; g++) {
@@ -79,9 +80,9 @@ static void attend_portable(float *out, const float *query, const float *keys, c
         for (size_t start = 0; start < count; start += BLOCK) {
             size_t length = count - start < BLOCK ? count - start : BLOCK;
             for (size_t i = 0; i < head_size; i++) {
-                const float *key_row = keys + (start / BLOCK * head_size + i) * BLOCK;
+                const uint16_t *key_row = keys + (start / BLOCK * head_size + i) * BLOCK;
                 for (size_t t = 0; t < length; t++)
-                    scores[start + t] += q[i] * key_row[t];
+                    scores[start + t] += q[i] * lf_bf16_expand(key_row[t]);
             }
         }
         float largest = scores[0];
@@ -99,9 +100,9 @@ static void attend_portable(float *out, const float *query, const float *keys, c
         for (size_t i = 0; i < head_size; i++)
             o[i] = 0.0f;
         for (size_t t = 0; t < count; t++) {
-            const float *value_row = values + t * head_size;
+            const uint16_t *value_row = values + t * head_size;
             for (size_t i = 0; i < head_size; i++)
-                o[i] += scores[t] * value_row[i];
+                o[i] += scores[t] * lf_bf16_expand(value_row[i]);
         }
         float inverse = 1.0f / lanes[0];
         for (size_t i = 0; i < head_size; i++)
@@ -144,8 +145,8 @@ void lf_kernel_quantize_avx512(const float *x, size_t batch, size_t columns, siz
                                int8_t *q, float *scales);
 void lf_kernel_matmul_avx512(float *out, const int8_t *xq, const float *x_scales, size_t batch,
                              const lf_int8_matrix *weights);
-void lf_kernel_attend_avx512(float *out, const float *query, const float *keys,
-                             const float *values, size_t group, size_t head_size, size_t count,
+void lf_kernel_attend_avx512(float *out, const float *query, const uint16_t *keys,
+                             const uint16_t *values, size_t group, size_t head_size, size_t count,
                              float *scratch);
 void lf_kernel_swiglu_avx512(float *gate, const float *up, size_t count);
 void lf_kernel_distribution_avx512(lf_frequencies *table, const float *logits, uint32_t *weights);

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "coder/frequencies.h"
 #include "model/transformer.h"
@@ -40,6 +41,36 @@ void lf_kernel_pack(const int8_t *values, size_t rows, size_t columns, int8_t *p
 /* Ring slots per block of the key cache (see attend). */
 #define LF_KERNEL_KEY_BLOCK 64
 
+/* The key/value cache holds bfloat16: the top 16 bits of a float. Decoding
+ * reads a stream's whole cache for every token, so its size is the speed
+ * of decompression (docs/DECISIONS.md); 16 bits halve it.
+ *
+ * Rounding is to nearest, ties to even, written as integer arithmetic on
+ * the float's bits (no float operation, no rounding mode, no compiler
+ * choice involved): add 0x7FFF plus the lowest kept bit, keep the top 16
+ * bits. The sum wraps modulo 2^32 like any uint32_t; so Inf stays Inf, a
+ * finite float rounds up to Inf past the largest bfloat16, and a NaN
+ * becomes whatever the same formula gives (the model never makes one; the
+ * point is only that every build writes the same bits). Every variant
+ * stores through this one function: rounding happens once, in
+ * transformer.c, never in a kernel. */
+static inline uint16_t lf_bf16_round(float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
+/* A bfloat16 as a float: exact (the 16 bits go back on top, zeros below). */
+static inline float lf_bf16_expand(uint16_t x)
+{
+    uint32_t bits = (uint32_t)x << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
 typedef struct lf_kernels {
     const char *name; /* "portable", "avx2", "avx512-vnni" */
 
@@ -58,13 +89,15 @@ typedef struct lf_kernels {
     /* One key/value head and the `group` query heads that share it, over
      * the `count` filled ring slots (in slot order):
      * out (G, hs) = softmax(query (G, hs) @ K (hs, count)) @ values (count, hs)
-     * with K[i][t] at keys[((t / 64) * hs + i) * 64 + t % 64] (blocks of
+     * with keys and values in bfloat16, each expanded exactly to a float
+     * (lf_bf16_expand) before it is used,
+     * K[i][t] at keys[((t / 64) * hs + i) * 64 + t % 64] (blocks of
      * LF_KERNEL_KEY_BLOCK slots, each (hs, 64): read in order, 64 slots at a time);
      * scores[t] = sum_i query[i] * K[i][t] in index order;
      * e[t] = exp(scores[t] - max_t scores); total = sum of e in 16 lanes;
      * out[i] = (sum_t e[t] * values[t][i] in index order) * (1 / total).
      * scratch: group * count floats. */
-    void (*attend)(float *out, const float *query, const float *keys, const float *values,
+    void (*attend)(float *out, const float *query, const uint16_t *keys, const uint16_t *values,
                    size_t group, size_t head_size, size_t count, float *scratch);
 
     /* gate (N) = gate / (1 + exp(-gate)) * up: SwiGLU's silu(gate) * up. */

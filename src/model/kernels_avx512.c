@@ -19,8 +19,8 @@ void lf_kernel_quantize_avx512(const float *x, size_t batch, size_t columns, siz
                                int8_t *q, float *scales);
 void lf_kernel_matmul_avx512(float *out, const int8_t *xq, const float *x_scales, size_t batch,
                              const lf_int8_matrix *weights);
-void lf_kernel_attend_avx512(float *out, const float *query, const float *keys,
-                             const float *values, size_t group, size_t head_size, size_t count,
+void lf_kernel_attend_avx512(float *out, const float *query, const uint16_t *keys,
+                             const uint16_t *values, size_t group, size_t head_size, size_t count,
                              float *scratch);
 void lf_kernel_swiglu_avx512(float *gate, const float *up, size_t count);
 void lf_kernel_distribution_avx512(lf_frequencies *table, const float *logits, uint32_t *weights);
@@ -213,10 +213,18 @@ void lf_kernel_matmul_avx512(float *out, const int8_t *xq, const float *x_scales
     }
 }
 
+/* 16 bfloat16 (those in `lanes`, the rest 0) as floats: zero-extended to
+ * 32 bits and shifted to the top, lf_bf16_expand on every lane. */
+ALWAYS_INLINE __m512 load_bf16(__mmask16 lanes, const uint16_t *x)
+{
+    __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lanes, x));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+
 /* scores (G, count) = query (G, hs) @ K (hs, count) (keys in blocks of 64
  * slots), sums over i in index order; GROUP (1 or 2) heads share each key
  * load, a block at a time (named accumulators, as in the product). */
-ALWAYS_INLINE void scores_of(float *scores, const float *query, const float *keys, size_t hs,
+ALWAYS_INLINE void scores_of(float *scores, const float *query, const uint16_t *keys, size_t hs,
                              size_t count, int GROUP)
 {
     _Static_assert(LF_KERNEL_KEY_BLOCK == 64, "one key block is four vectors");
@@ -228,11 +236,11 @@ ALWAYS_INLINE void scores_of(float *scores, const float *query, const float *key
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; /* head g */
         __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                  /* head g + 1 */
         for (size_t i = 0; i < hs; i++) {
-            const float *row = keys + (t / 64 * hs + i) * 64;
-            __m512 k0 = _mm512_maskz_loadu_ps(lanes0, row);
-            __m512 k1 = _mm512_maskz_loadu_ps(lanes1, row + 16);
-            __m512 k2 = _mm512_maskz_loadu_ps(lanes2, row + 32);
-            __m512 k3 = _mm512_maskz_loadu_ps(lanes3, row + 48);
+            const uint16_t *row = keys + (t / 64 * hs + i) * 64;
+            __m512 k0 = load_bf16(lanes0, row);
+            __m512 k1 = load_bf16(lanes1, row + 16);
+            __m512 k2 = load_bf16(lanes2, row + 32);
+            __m512 k3 = load_bf16(lanes3, row + 48);
             __m512 q = _mm512_set1_ps(query[i]);
             a0 = _mm512_add_ps(a0, _mm512_mul_ps(q, k0));
             a1 = _mm512_add_ps(a1, _mm512_mul_ps(q, k1));
@@ -283,7 +291,7 @@ static float softmax_numerators(float *scores, size_t count)
  * in index order; GROUP (1 or 2) heads share each value load, 64 columns at
  * a time: each lane's sum is a chain of dependent adds, and four chains per
  * head keep the adder busy (two, 32 columns, waited on its latency). */
-ALWAYS_INLINE void weighted_values(float *out, const float *e, const float *values, size_t hs,
+ALWAYS_INLINE void weighted_values(float *out, const float *e, const uint16_t *values, size_t hs,
                                    size_t count, const float *inverse, int GROUP)
 {
     for (size_t i = 0; i < hs; i += 64) {
@@ -294,11 +302,11 @@ ALWAYS_INLINE void weighted_values(float *out, const float *e, const float *valu
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; /* head g */
         __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                  /* head g + 1 */
         for (size_t t = 0; t < count; t++) {
-            const float *row = values + t * hs + i;
-            __m512 v0 = _mm512_maskz_loadu_ps(lanes0, row);
-            __m512 v1 = _mm512_maskz_loadu_ps(lanes1, row + 16);
-            __m512 v2 = _mm512_maskz_loadu_ps(lanes2, row + 32);
-            __m512 v3 = _mm512_maskz_loadu_ps(lanes3, row + 48);
+            const uint16_t *row = values + t * hs + i;
+            __m512 v0 = load_bf16(lanes0, row);
+            __m512 v1 = load_bf16(lanes1, row + 16);
+            __m512 v2 = load_bf16(lanes2, row + 32);
+            __m512 v3 = load_bf16(lanes3, row + 48);
             __m512 weight = _mm512_set1_ps(e[t]);
             a0 = _mm512_add_ps(a0, _mm512_mul_ps(weight, v0));
             a1 = _mm512_add_ps(a1, _mm512_mul_ps(weight, v1));
@@ -326,8 +334,8 @@ ALWAYS_INLINE void weighted_values(float *out, const float *e, const float *valu
     }
 }
 
-void lf_kernel_attend_avx512(float *out, const float *query, const float *keys,
-                             const float *values, size_t group, size_t head_size, size_t count,
+void lf_kernel_attend_avx512(float *out, const float *query, const uint16_t *keys,
+                             const uint16_t *values, size_t group, size_t head_size, size_t count,
                              float *scratch)
 {
     for (size_t g = 0; g < group; g += 2) {

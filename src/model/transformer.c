@@ -11,14 +11,14 @@
 
 struct lf_transformer_cache {
     uint64_t position; /* tokens seen; the next one goes to ring slot position % context */
-    /* per layer and key/value head: keys in lf_kernels' blocks of
-     * LF_KERNEL_KEY_BLOCK slots (the scores loop reads them in order),
-     * values (context, head_size) */
-    float *keys, *values;
+    /* per layer and key/value head, in bfloat16 (lf_bf16_round): keys in
+     * lf_kernels' blocks of LF_KERNEL_KEY_BLOCK slots (the scores loop reads
+     * them in order), values (context, head_size) */
+    uint16_t *keys, *values;
 };
 
-/* Floats of one key/value head's keys: the context in whole blocks. */
-static size_t key_floats(const lf_transformer_config *config)
+/* Elements of one key/value head's keys: the context in whole blocks. */
+static size_t key_elements(const lf_transformer_config *config)
 {
     size_t blocks = (config->context_length + LF_KERNEL_KEY_BLOCK - 1) / LF_KERNEL_KEY_BLOCK;
     return blocks * LF_KERNEL_KEY_BLOCK * (config->embedding_size / config->head_count);
@@ -61,13 +61,13 @@ static size_t kv_size(const lf_transformer_config *config)
 }
 
 /* Zeroed memory for a cache, on huge pages where the system gives them:
- * every step streams a stream's whole cache (7.8 MB for the 10M default
+ * every step streams a stream's whole cache (3.9 MB for the 10M default
  * model), and on 4 KiB pages that is a TLB miss and a stop of the hardware
  * prefetcher every 4 KiB. */
-static float *cache_floats(size_t count)
+static uint16_t *cache_elements(size_t count)
 {
-    size_t huge = (size_t)2 << 20, bytes = (count * sizeof(float) + huge - 1) / huge * huge;
-    float *memory = aligned_alloc(huge, bytes);
+    size_t huge = (size_t)2 << 20, bytes = (count * sizeof(uint16_t) + huge - 1) / huge * huge;
+    uint16_t *memory = aligned_alloc(huge, bytes);
     if (!memory)
         return NULL;
 #ifdef MADV_HUGEPAGE
@@ -84,8 +84,8 @@ int64_t lf_transformer_cache_new(const lf_transformer *model, lf_transformer_cac
     lf_transformer_cache *created = calloc(1, sizeof *created);
     if (!created)
         return -ENOMEM;
-    created->keys = cache_floats(heads * key_floats(config));
-    created->values = cache_floats(heads * config->context_length * head_size(config));
+    created->keys = cache_elements(heads * key_elements(config));
+    created->values = cache_elements(heads * config->context_length * head_size(config));
     if (!created->keys || !created->values) {
         lf_transformer_cache_free(created);
         return -ENOMEM;
@@ -219,7 +219,7 @@ static void project(lf_transformer_workspace *w, float *out, size_t batch, const
  * its sequence have attended (its slot held the position 512 back, which
  * the row before it still sees). Each (row, key/value head) reads only its
  * own head's ring, so heads are the outer loop: the rows of one sequence
- * then read the same 2 x (context, head size) floats one after the other,
+ * then read the same 2 x (context, head size) bfloat16 one after the other,
  * from the level-2 cache instead of memory. */
 static void attention(const lf_transformer *model, size_t layer, lf_transformer_cache *const *caches,
                       size_t batch, lf_transformer_workspace *w)
@@ -242,15 +242,18 @@ static void attention(const lf_transformer *model, size_t layer, lf_transformer_
         for (size_t b = 0; b < batch; b++) {
             lf_transformer_cache *cache = caches[b];
             uint64_t position = w->positions[b];
-            float *keys = cache->keys + (layer * config->kv_head_count + h) * key_floats(config);
-            float *values = cache->values + (layer * config->kv_head_count + h) * context * hs;
+            size_t head = layer * config->kv_head_count + h;
+            uint16_t *keys = cache->keys + head * key_elements(config);
+            uint16_t *values = cache->values + head * context * hs;
             size_t slot = (size_t)(position % context);
             size_t count = position + 1 < context ? (size_t)position + 1 : context;
-            const float *key = w->key + b * kv + h * hs;
-            float *key_block = keys + slot / LF_KERNEL_KEY_BLOCK * hs * LF_KERNEL_KEY_BLOCK;
-            for (size_t i = 0; i < hs; i++)
-                key_block[i * LF_KERNEL_KEY_BLOCK + slot % LF_KERNEL_KEY_BLOCK] = key[i];
-            memcpy(values + slot * hs, w->value + b * kv + h * hs, hs * sizeof(float));
+            const float *key = w->key + b * kv + h * hs, *value = w->value + b * kv + h * hs;
+            uint16_t *key_column = keys + slot / LF_KERNEL_KEY_BLOCK * hs * LF_KERNEL_KEY_BLOCK +
+                                   slot % LF_KERNEL_KEY_BLOCK;
+            for (size_t i = 0; i < hs; i++) {
+                key_column[i * LF_KERNEL_KEY_BLOCK] = lf_bf16_round(key[i]);
+                values[slot * hs + i] = lf_bf16_round(value[i]);
+            }
             /* query heads h * group .. (h + 1) * group - 1 share key/value head h */
             w->kernels->attend(w->attended + b * d + h * group * hs, w->query + b * d + h * group * hs,
                                keys, values, group, hs, count, w->scores);
