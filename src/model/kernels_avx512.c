@@ -221,6 +221,17 @@ ALWAYS_INLINE __m512 load_bf16(__mmask16 lanes, const uint16_t *x)
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
 }
 
+/* The lanes below count of the four vectors at start, start + 16, + 32 and
+ * + 48 (none for a vector that starts at or past count). */
+ALWAYS_INLINE void lanes_of_64(size_t start, size_t count, __mmask16 *lanes0, __mmask16 *lanes1,
+                               __mmask16 *lanes2, __mmask16 *lanes3)
+{
+    *lanes0 = lanes_below(start, count);
+    *lanes1 = start + 16 < count ? lanes_below(start + 16, count) : 0;
+    *lanes2 = start + 32 < count ? lanes_below(start + 32, count) : 0;
+    *lanes3 = start + 48 < count ? lanes_below(start + 48, count) : 0;
+}
+
 /* scores (G, count) = query (G, hs) @ K (hs, count) (keys in blocks of 64
  * slots), sums over i in index order; GROUP (1 or 2) heads share each key
  * load, a block at a time (named accumulators, as in the product). */
@@ -229,10 +240,8 @@ ALWAYS_INLINE void scores_of(float *scores, const float *query, const uint16_t *
 {
     _Static_assert(LF_KERNEL_KEY_BLOCK == 64, "one key block is four vectors");
     for (size_t t = 0; t < count; t += 64) {
-        __mmask16 lanes0 = lanes_below(t, count);
-        __mmask16 lanes1 = t + 16 < count ? lanes_below(t + 16, count) : 0;
-        __mmask16 lanes2 = t + 32 < count ? lanes_below(t + 32, count) : 0;
-        __mmask16 lanes3 = t + 48 < count ? lanes_below(t + 48, count) : 0;
+        __mmask16 lanes0, lanes1, lanes2, lanes3;
+        lanes_of_64(t, count, &lanes0, &lanes1, &lanes2, &lanes3);
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; /* head g */
         __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                  /* head g + 1 */
         for (size_t i = 0; i < hs; i++) {
@@ -295,10 +304,8 @@ ALWAYS_INLINE void weighted_values(float *out, const float *e, const uint16_t *v
                                    size_t count, const float *inverse, int GROUP)
 {
     for (size_t i = 0; i < hs; i += 64) {
-        __mmask16 lanes0 = lanes_below(i, hs);
-        __mmask16 lanes1 = i + 16 < hs ? lanes_below(i + 16, hs) : 0;
-        __mmask16 lanes2 = i + 32 < hs ? lanes_below(i + 32, hs) : 0;
-        __mmask16 lanes3 = i + 48 < hs ? lanes_below(i + 48, hs) : 0;
+        __mmask16 lanes0, lanes1, lanes2, lanes3;
+        lanes_of_64(i, hs, &lanes0, &lanes1, &lanes2, &lanes3);
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; /* head g */
         __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                  /* head g + 1 */
         for (size_t t = 0; t < count; t++) {
