@@ -40,6 +40,14 @@ struct lf_node {
     uint64_t size;
     lf_chunk *chunks;
     size_t chunk_count, chunk_capacity;
+    /* The stream the content equals (0: none) and whether the content is
+     * out of memory; a pending file has no chunks.  See tree.h. */
+    uint64_t content_key;
+    bool content_pending;
+
+    /* The owning tree, so that content changes made through lf_node_* keep
+     * the tree's chunk count (statfs usage) right without a tree argument. */
+    lf_tree *tree;
 
     /* symlinks */
     char *target;
@@ -49,10 +57,13 @@ struct lf_tree {
     lf_node *root;
     uint64_t next_inode_number;
     uint64_t node_count;
-    uint64_t chunk_count;
+    uint64_t chunk_count; /* chunks held by all files: memory in use */
     lf_tree_clock_fn clock;
     void *clock_context;
     uint32_t uid, gid;
+    lf_tree_content_loader_fn loader;
+    void *loader_context;
+    bool loading; /* a loader is running: path operations must not recurse */
 };
 
 /* ------------------------------------------------------------------ */
@@ -184,6 +195,7 @@ static int64_t new_node(lf_tree *tree, const lf_node_info *attributes, lf_node *
     if (!node)
         return -ENOMEM;
     tree->node_count++;
+    node->tree = tree;
     node->type = attributes->type;
     node->permissions = attributes->permissions & 07777;
     node->uid = attributes->uid;
@@ -450,7 +462,7 @@ int64_t lf_node_read(const lf_node *file, void *buffer, size_t size, uint64_t of
 }
 
 /* The chunk holding `index`, allocated zeroed when absent. */
-static uint8_t *chunk_for_write(lf_node *file, uint64_t index, uint64_t *tree_chunk_count)
+static uint8_t *chunk_for_write(lf_node *file, uint64_t index)
 {
     bool found;
     size_t slot = chunk_position(file, index, &found);
@@ -471,13 +483,11 @@ static uint8_t *chunk_for_write(lf_node *file, uint64_t index, uint64_t *tree_ch
             (file->chunk_count - slot) * sizeof *file->chunks);
     file->chunks[slot] = (lf_chunk){index, data};
     file->chunk_count++;
-    if (tree_chunk_count)
-        (*tree_chunk_count)++;
+    file->tree->chunk_count++;
     return data;
 }
 
-static int64_t write_content(lf_node *file, const void *data, size_t size, uint64_t offset,
-                             uint64_t *tree_chunk_count)
+static int64_t write_content(lf_node *file, const void *data, size_t size, uint64_t offset)
 {
     if (file->type == LF_NODE_DIRECTORY)
         return -EISDIR;
@@ -497,7 +507,7 @@ static int64_t write_content(lf_node *file, const void *data, size_t size, uint6
         size_t piece = CHUNK_SIZE - within;
         if (piece > size - done)
             piece = size - done;
-        uint8_t *chunk = chunk_for_write(file, position / CHUNK_SIZE, tree_chunk_count);
+        uint8_t *chunk = chunk_for_write(file, position / CHUNK_SIZE);
         if (!chunk)
             break;
         memcpy(chunk + within, in + done, piece);
@@ -505,15 +515,30 @@ static int64_t write_content(lf_node *file, const void *data, size_t size, uint6
         if (offset + done > file->size)
             file->size = offset + done;
     }
-    return done > 0 ? (int64_t)done : -ENOMEM;
+    if (done == 0)
+        return -ENOMEM;
+    file->content_key = 0; /* the bytes no longer (necessarily) equal the stream */
+    return (int64_t)done;
 }
 
 int64_t lf_node_write(lf_node *file, const void *data, size_t size, uint64_t offset)
 {
-    return write_content(file, data, size, offset, NULL);
+    return write_content(file, data, size, offset);
 }
 
-static int64_t resize_content(lf_node *file, uint64_t size, uint64_t *tree_chunk_count)
+/* Frees a file's content (its size is kept). */
+static void drop_chunks(lf_node *file)
+{
+    for (size_t i = 0; i < file->chunk_count; i++)
+        free(file->chunks[i].data);
+    file->tree->chunk_count -= file->chunk_count;
+    free(file->chunks);
+    file->chunks = NULL;
+    file->chunk_count = 0;
+    file->chunk_capacity = 0;
+}
+
+static int64_t resize_content(lf_node *file, uint64_t size)
 {
     if (file->type == LF_NODE_DIRECTORY)
         return -EISDIR;
@@ -528,8 +553,7 @@ static int64_t resize_content(lf_node *file, uint64_t size, uint64_t *tree_chunk
         size_t kept = file->chunk_count;
         while (kept > 0 && file->chunks[kept - 1].index >= keep) {
             free(file->chunks[--kept].data);
-            if (tree_chunk_count)
-                (*tree_chunk_count)--;
+            file->tree->chunk_count--;
         }
         file->chunk_count = kept;
         if (size % CHUNK_SIZE && kept > 0 && file->chunks[kept - 1].index == size / CHUNK_SIZE) {
@@ -537,13 +561,15 @@ static int64_t resize_content(lf_node *file, uint64_t size, uint64_t *tree_chunk
             memset(file->chunks[kept - 1].data + within, 0, CHUNK_SIZE - within);
         }
     }
+    if (size != file->size)
+        file->content_key = 0;
     file->size = size;
     return 0;
 }
 
 int64_t lf_node_set_size(lf_node *file, uint64_t size)
 {
-    return resize_content(file, size, NULL);
+    return resize_content(file, size);
 }
 
 int64_t lf_node_for_each_extent(const lf_node *file,
@@ -560,6 +586,63 @@ int64_t lf_node_for_each_extent(const lf_node *file,
         if (status < 0)
             return status;
     }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Content backed by stored streams                                    */
+
+void lf_tree_set_content_loader(lf_tree *tree, lf_tree_content_loader_fn loader, void *context)
+{
+    tree->loader = loader;
+    tree->loader_context = context;
+}
+
+void lf_node_set_content_key(lf_node *file, uint64_t key, bool pending)
+{
+    if (file->type != LF_NODE_FILE)
+        return;
+    file->content_key = key;
+    if (pending && key != 0) {
+        drop_chunks(file);
+        file->content_pending = true;
+    }
+}
+
+uint64_t lf_node_content_key(const lf_node *file)
+{
+    return file->type == LF_NODE_FILE ? file->content_key : 0;
+}
+
+bool lf_node_content_pending(const lf_node *file)
+{
+    return file->type == LF_NODE_FILE && file->content_pending;
+}
+
+int64_t lf_tree_load_content(lf_tree *tree, lf_node *file)
+{
+    if (file->type != LF_NODE_FILE || !file->content_pending)
+        return 0;
+    if (tree->loading)
+        return -EDEADLK;
+    if (!tree->loader)
+        return -EIO;
+    /* The loader fills the file through lf_node_write, which clears the key
+     * as for any write: keep it and the size here and restore them after. */
+    uint64_t key = file->content_key, size = file->size;
+    tree->loading = true;
+    int64_t status = tree->loader(tree->loader_context, file, key);
+    tree->loading = false;
+    if (status >= 0 && file->size != size)
+        status = -EIO; /* a stream longer or shorter than the file is not its content */
+    if (status < 0) {
+        drop_chunks(file);
+        file->size = size;
+        file->content_key = key;
+        return status;
+    }
+    file->content_key = key;
+    file->content_pending = false;
     return 0;
 }
 
@@ -759,8 +842,13 @@ static void fill_stat(const lf_node *node, struct stat *out)
     out->st_gid = node->gid;
     out->st_size = node->type == LF_NODE_DIRECTORY ? CHUNK_SIZE : (off_t)node->size;
     out->st_blksize = CHUNK_SIZE;
+    /* A pending file counts as fully allocated: its real extents are not
+     * known without a load, and 0 blocks would make tools such as tar take
+     * it for a hole and skip reading it. */
+    uint64_t chunks = node->content_pending ? (node->size + CHUNK_SIZE - 1) / CHUNK_SIZE
+                                            : node->chunk_count;
     out->st_blocks = node->type == LF_NODE_DIRECTORY ? CHUNK_SIZE / 512
-                                                     : (blkcnt_t)node->chunk_count * (CHUNK_SIZE / 512);
+                                                     : (blkcnt_t)chunks * (CHUNK_SIZE / 512);
     out->st_atim = node->atime;
     out->st_mtim = node->mtime;
     out->st_ctim = node->ctime;
@@ -815,6 +903,9 @@ int64_t lf_tree_read(lf_tree *tree, const char *path, void *buffer, size_t size,
     int64_t status = resolve_existing(tree, path, RESOLVE_FOLLOW, &file);
     if (status < 0)
         return status;
+    /* A read that covers no byte needs no content (and fails as it would). */
+    if (size > 0 && offset < file->size && (status = lf_tree_load_content(tree, file)) < 0)
+        return status;
     return lf_node_read(file, buffer, size, offset);
 }
 
@@ -825,7 +916,10 @@ int64_t lf_tree_write(lf_tree *tree, const char *path, const void *data, size_t 
     int64_t status = resolve_existing(tree, path, RESOLVE_FOLLOW, &file);
     if (status < 0)
         return status;
-    status = write_content(file, data, size, offset, &tree->chunk_count);
+    /* The write lands on the stored content, so that must be in memory. */
+    if (size > 0 && offset < LF_TREE_MAX_FILE_SIZE && (status = lf_tree_load_content(tree, file)) < 0)
+        return status;
+    status = write_content(file, data, size, offset);
     if (status > 0)
         touch_modified(file, tree_now(tree));
     return status;
@@ -1055,9 +1149,19 @@ int64_t lf_tree_truncate(lf_tree *tree, const char *path, int64_t length)
     int64_t status = resolve_existing(tree, path, RESOLVE_FOLLOW, &file);
     if (status < 0)
         return status;
+    /* Emptying a pending file needs none of its stored bytes, and keeping
+     * its size changes none of them; anything else keeps or extends the
+     * stored prefix, which must be loaded first. */
+    if (file->type == LF_NODE_FILE && file->content_pending && (uint64_t)length != file->size &&
+        (uint64_t)length <= LF_TREE_MAX_FILE_SIZE) {
+        if (length == 0)
+            file->content_pending = false; /* resize_content clears the key */
+        else if ((status = lf_tree_load_content(tree, file)) < 0)
+            return status;
+    }
     /* Like ext4 (unlike tmpfs), even a truncate to the current size counts
      * as a modification. */
-    status = resize_content(file, (uint64_t)length, &tree->chunk_count);
+    status = resize_content(file, (uint64_t)length);
     if (status == 0)
         touch_modified(file, tree_now(tree));
     return status;

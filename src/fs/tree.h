@@ -78,8 +78,16 @@ void lf_node_get_info(const lf_node *node, lf_node_info *info);
 size_t lf_node_child_count(const lf_node *directory);
 lf_node *lf_node_child(const lf_node *directory, size_t index, const char **name);
 lf_node *lf_node_lookup(const lf_node *directory, const char *name);
-/* File content access without path resolution or timestamp updates. */
+/* File content access without path resolution, timestamp updates or
+ * loading: these are the raw accessors.  A pending file (see below) holds no
+ * bytes in memory, so lf_node_read reads zeros from it and
+ * lf_node_for_each_extent visits nothing; callers that need its real bytes
+ * check lf_node_content_pending first and call lf_tree_load_content (or use
+ * the stream named by its key directly). */
 int64_t lf_node_read(const lf_node *file, void *buffer, size_t size, uint64_t offset);
+/* Writing bytes, or changing the size, sets the content key to 0: the
+ * content no longer equals the stream.  Neither loads nor clears pending:
+ * on a pending file they are meant for the loader alone. */
 int64_t lf_node_write(lf_node *file, const void *data, size_t size, uint64_t offset);
 /* Sets a file's whole content to `size` bytes (sparse regions read as 0). */
 int64_t lf_node_set_size(lf_node *file, uint64_t size);
@@ -90,6 +98,48 @@ int64_t lf_node_for_each_extent(const lf_node *file,
                                                  const uint8_t *data, size_t length),
                                 void *context);
 
+/* --- Content backed by stored streams (a mounted image) ---
+ *
+ * Mounting a compressed image must not decode every file up front, and the
+ * decoded content of files that are only read should be droppable again to
+ * bound memory; a commit should copy, not re-encode, files still equal to a
+ * stream of the image.  So each file node carries:
+ *
+ * - a content key: the caller's name for a stored stream whose bytes equal
+ *   the file's content exactly, or 0 when no stream is known to (new files,
+ *   and any file once its content changes);
+ * - a pending flag: the content is not in memory.  The file keeps its size
+ *   (stat is unaffected; st_blocks counts the file as fully allocated, so
+ *   tools do not take it for a hole) and path operations that read or change
+ *   its bytes first have the tree's loader decode stream `key` into it.
+ *
+ * The tree only knows keys as numbers; what they name is the caller's. */
+
+/* Fills `file`, which is pending and empty with its final size set, with
+ * the bytes of stream `key`, through lf_node_write (or lf_node_set_size).
+ * Returns 0, or a -errno (e.g. -EIO for a damaged stream) to fail the
+ * operation that needed the content.  It must not call path operations on
+ * the tree (they fail with -EDEADLK while a load runs).  The tree, not the
+ * loader, then clears pending and keeps the key; on failure it drops what
+ * the loader wrote and leaves the file pending and unchanged.  A load that
+ * changes the file's size fails with -EIO: the stream does not match. */
+typedef int64_t (*lf_tree_content_loader_fn)(void *context, lf_node *file, uint64_t key);
+/* Without a loader, operations that need a pending file's bytes get -EIO. */
+void lf_tree_set_content_loader(lf_tree *tree, lf_tree_content_loader_fn loader, void *context);
+/* Records that file's content equals stream `key` (0: none).  With pending
+ * true, also frees the content (the size stays) so that it is loaded again
+ * when next needed; only clean content may be dropped, so pending with key 0
+ * is ignored (there would be nothing to load from).  With pending false
+ * nothing is loaded or freed: a pending file stays pending, now under `key`
+ * (a commit that moved the stream re-keys it this way).  Set the size before
+ * the key: lf_node_set_size clears it.  No effect on other node types. */
+void lf_node_set_content_key(lf_node *file, uint64_t key, bool pending);
+uint64_t lf_node_content_key(const lf_node *file); /* 0 for non-files */
+bool lf_node_content_pending(const lf_node *file);  /* false for non-files */
+/* Loads a pending file's content now (as a path read would); 0 when it is
+ * not pending, else the loader's result. For callers of the raw accessors. */
+int64_t lf_tree_load_content(lf_tree *tree, lf_node *file);
+
 /* --- Operations with Linux semantics --- */
 
 int64_t lf_tree_getattr(lf_tree *tree, const char *path, struct stat *out); /* lstat */
@@ -97,7 +147,9 @@ typedef int (*lf_readdir_fn)(void *context, const char *name, const struct stat 
 /* opendir+readdir: ".", "..", then children in name order. Stops early when
  * the callback returns non-zero. Returns the number of entries delivered. */
 int64_t lf_tree_readdir(lf_tree *tree, const char *path, lf_readdir_fn callback, void *context);
-/* open(O_RDONLY)+pread / open(O_WRONLY)+pwrite: bytes moved. */
+/* open(O_RDONLY)+pread / open(O_WRONLY)+pwrite: bytes moved.  Both load a
+ * pending file first (a read that covers no byte, or an empty write, does
+ * not) and return the loader's error, changing nothing, when it fails. */
 int64_t lf_tree_read(lf_tree *tree, const char *path, void *buffer, size_t size, uint64_t offset);
 int64_t lf_tree_write(lf_tree *tree, const char *path, const void *data, size_t size,
                       uint64_t offset);
@@ -111,6 +163,8 @@ int64_t lf_tree_rename(lf_tree *tree, const char *from, const char *to, unsigned
 int64_t lf_tree_chmod(lf_tree *tree, const char *path, uint32_t mode);
 /* lchown; (uint32_t)-1 leaves that id unchanged. */
 int64_t lf_tree_chown(lf_tree *tree, const char *path, uint32_t uid, uint32_t gid);
+/* Loads a pending file first unless length is 0 (the content is simply
+ * empty: no stream needed) or the current size (no byte changes). */
 int64_t lf_tree_truncate(lf_tree *tree, const char *path, int64_t length);
 int64_t lf_tree_symlink(lf_tree *tree, const char *target, const char *link_path);
 /* readlink: target length (no NUL added); copies at most size bytes. */

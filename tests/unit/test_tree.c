@@ -247,6 +247,276 @@ static void test_empty_tree_has_no_paths(void **state)
     lf_tree_free(tree);
 }
 
+/* --- Content backed by stored streams --- */
+
+/* A fake image: stream `key` holds `stream` (a prefix of `length` bytes);
+ * the loader counts its calls and can be told to fail. */
+typedef struct fake_image {
+    const char *stream;
+    size_t length;
+    uint64_t expected_key;
+    int calls;
+    int64_t failure; /* returned after a partial write when non-zero */
+} fake_image;
+
+static int64_t fake_loader(void *context, lf_node *file, uint64_t key)
+{
+    fake_image *image = context;
+    image->calls++;
+    assert_true(lf_node_content_pending(file)); /* still pending while loading */
+    assert_int_equal(key, image->expected_key);
+    if (image->failure) {
+        lf_node_write(file, "garbage", 7, 0); /* the tree must drop this */
+        return image->failure;
+    }
+    int64_t written = lf_node_write(file, image->stream, image->length, 0);
+    return written == (int64_t)image->length ? 0 : -EIO;
+}
+
+/* /f: a pending file of stream 7 ("stored content", 14 bytes). */
+static lf_node *pending_file(lf_tree *tree, fake_image *image)
+{
+    *image = (fake_image){.stream = "stored content", .length = 14, .expected_key = 7};
+    lf_tree_set_content_loader(tree, fake_loader, image);
+    lf_node_info attributes = {.type = LF_NODE_FILE, .permissions = 0644};
+    lf_node *file;
+    assert_int_equal(lf_tree_add_node(tree, lf_tree_root(tree), "f", &attributes, &file), 0);
+    assert_int_equal(lf_node_set_size(file, 14), 0);
+    lf_node_set_content_key(file, 7, true);
+    return file;
+}
+
+static uint64_t used_blocks(lf_tree *tree)
+{
+    struct statvfs filesystem;
+    assert_int_equal(lf_tree_statfs(tree, &filesystem), 0);
+    return filesystem.f_blocks - filesystem.f_bfree;
+}
+
+static void test_pending_file_loads_once_on_read(void **state)
+{
+    lf_tree *tree = *state;
+    fake_image image;
+    lf_node *file = pending_file(tree, &image);
+    assert_true(lf_node_content_pending(file));
+    assert_int_equal(lf_node_content_key(file), 7);
+    struct stat status = stat_of(tree, "/f");
+    assert_int_equal(status.st_size, 14);
+    assert_int_equal(status.st_blocks, 8); /* counted as allocated, not a hole */
+    assert_int_equal(image.calls, 0);
+    assert_int_equal(used_blocks(tree), 0);
+    /* The raw accessor does not load: zeros. */
+    char buffer[32];
+    assert_int_equal(lf_node_read(file, buffer, sizeof buffer, 0), 14);
+    assert_memory_equal(buffer, "\0\0\0\0", 4);
+    /* A read past the end needs no byte. */
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, sizeof buffer, 14), 0);
+    assert_int_equal(image.calls, 0);
+
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, sizeof buffer, 0), 14);
+    assert_memory_equal(buffer, "stored content", 14);
+    assert_int_equal(image.calls, 1);
+    assert_false(lf_node_content_pending(file));
+    assert_int_equal(lf_node_content_key(file), 7); /* the key survives its load */
+    assert_int_equal(used_blocks(tree), 1);
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, 7, 7), 7);
+    assert_memory_equal(buffer, "content", 7);
+    assert_int_equal(image.calls, 1);
+}
+
+static void test_failed_load_leaves_file_pending(void **state)
+{
+    lf_tree *tree = *state;
+    fake_image image;
+    lf_node *file = pending_file(tree, &image);
+    clock_seconds = 5000;
+    struct stat before = stat_of(tree, "/f");
+    image.failure = -EIO;
+    char buffer[32];
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, sizeof buffer, 0), -EIO);
+    assert_int_equal(lf_tree_write(tree, "/f", "x", 1, 0), -EIO);
+    assert_int_equal(lf_tree_truncate(tree, "/f", 3), -EIO);
+    assert_int_equal(image.calls, 3);
+    assert_true(lf_node_content_pending(file));
+    assert_int_equal(lf_node_content_key(file), 7);
+    assert_int_equal(used_blocks(tree), 0); /* the partial content was freed */
+    struct stat after = stat_of(tree, "/f");
+    assert_int_equal(after.st_size, 14);
+    assert_int_equal(after.st_mtime, before.st_mtime);
+    assert_int_equal(after.st_ctime, before.st_ctime);
+    /* A stream of the wrong length is damaged too. */
+    image.failure = 0;
+    image.length = 20;
+    image.stream = "stored content, more";
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, sizeof buffer, 0), -EIO);
+    assert_true(lf_node_content_pending(file));
+    assert_int_equal(stat_of(tree, "/f").st_size, 14);
+    /* Once the stream reads, so does the file. */
+    image.length = 14;
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, sizeof buffer, 0), 14);
+    assert_memory_equal(buffer, "stored content", 14);
+    /* Without a loader a pending file cannot be read or written. */
+    lf_node_set_content_key(file, 7, true);
+    lf_tree_set_content_loader(tree, NULL, NULL);
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, sizeof buffer, 0), -EIO);
+    assert_int_equal(lf_tree_write(tree, "/f", "x", 1, 0), -EIO);
+    assert_int_equal(lf_tree_load_content(tree, file), -EIO);
+}
+
+static void test_write_to_pending_file_applies_to_loaded_content(void **state)
+{
+    lf_tree *tree = *state;
+    fake_image image;
+    lf_node *file = pending_file(tree, &image);
+    clock_seconds = 6000;
+    assert_int_equal(lf_tree_write(tree, "/f", "STORED", 6, 0), 6);
+    assert_int_equal(image.calls, 1);
+    assert_false(lf_node_content_pending(file));
+    assert_int_equal(lf_node_content_key(file), 0); /* no longer the stream */
+    assert_int_equal(stat_of(tree, "/f").st_mtime, 6000);
+    char buffer[32];
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, sizeof buffer, 0), 14);
+    assert_memory_equal(buffer, "STORED content", 14);
+    /* Writing past the end keeps the loaded bytes before it. */
+    lf_node_set_content_key(file, 7, true); /* a caller's claim; this test's stream differs */
+    assert_int_equal(lf_tree_write(tree, "/f", "!", 1, 20), 1);
+    assert_int_equal(image.calls, 2);
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, sizeof buffer, 0), 21);
+    assert_memory_equal(buffer, "stored content\0\0\0\0\0\0!", 21);
+    assert_int_equal(image.calls, 2);
+}
+
+static void test_truncate_of_pending_file(void **state)
+{
+    lf_tree *tree = *state;
+    fake_image image;
+    lf_node *file = pending_file(tree, &image);
+    /* To the same size: no byte changes, the stream still matches. */
+    assert_int_equal(lf_tree_truncate(tree, "/f", 14), 0);
+    assert_true(lf_node_content_pending(file));
+    assert_int_equal(lf_node_content_key(file), 7);
+    /* To 0: empty, no load needed. */
+    assert_int_equal(lf_tree_truncate(tree, "/f", 0), 0);
+    assert_int_equal(image.calls, 0);
+    assert_false(lf_node_content_pending(file));
+    assert_int_equal(lf_node_content_key(file), 0);
+    assert_int_equal(stat_of(tree, "/f").st_size, 0);
+    assert_int_equal(stat_of(tree, "/f").st_blocks, 0);
+    /* Shorter or longer: the kept prefix is loaded first. */
+    lf_node_set_size(file, 14);
+    lf_node_set_content_key(file, 7, true);
+    assert_int_equal(lf_tree_truncate(tree, "/f", 6), 0);
+    assert_int_equal(image.calls, 1);
+    assert_int_equal(lf_node_content_key(file), 0);
+    lf_node_set_size(file, 14);
+    lf_node_set_content_key(file, 7, true);
+    assert_int_equal(lf_tree_truncate(tree, "/f", 16), 0);
+    assert_int_equal(image.calls, 2);
+    char buffer[32];
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, sizeof buffer, 0), 16);
+    assert_memory_equal(buffer, "stored content\0\0", 16);
+    assert_int_equal(lf_tree_truncate(tree, "/f", (int64_t)LF_TREE_MAX_FILE_SIZE + 1), -EFBIG);
+}
+
+static void test_dropping_clean_content_frees_it(void **state)
+{
+    lf_tree *tree = *state;
+    fake_image image = {.stream = "stored content", .length = 14, .expected_key = 9};
+    lf_tree_set_content_loader(tree, fake_loader, &image);
+    assert_int_equal(lf_tree_create(tree, "/f", 0644, true), 0);
+    assert_int_equal(lf_tree_write(tree, "/f", "stored content", 14, 0), 14);
+    assert_int_equal(lf_tree_write(tree, "/f", "x", 1, 9000), 1); /* a second chunk */
+    assert_int_equal(lf_tree_truncate(tree, "/f", 14), 0);
+    assert_int_equal(used_blocks(tree), 1);
+    lf_node *file = lf_node_lookup(lf_tree_root(tree), "f");
+    assert_int_equal(lf_node_content_key(file), 0);
+    lf_node_set_content_key(file, 9, false); /* e.g. after a commit wrote stream 9 */
+    assert_int_equal(lf_node_content_key(file), 9);
+    assert_false(lf_node_content_pending(file));
+    assert_int_equal(used_blocks(tree), 1);
+    /* Pending without a key would lose the content: ignored. */
+    lf_node_set_content_key(file, 0, true);
+    assert_false(lf_node_content_pending(file));
+    assert_int_equal(used_blocks(tree), 1);
+    lf_node_set_content_key(file, 9, true);
+    assert_true(lf_node_content_pending(file));
+    assert_int_equal(used_blocks(tree), 0);
+    assert_int_equal(stat_of(tree, "/f").st_size, 14);
+    char buffer[32];
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, sizeof buffer, 0), 14);
+    assert_memory_equal(buffer, "stored content", 14);
+    assert_int_equal(image.calls, 1);
+    assert_int_equal(used_blocks(tree), 1);
+    /* Re-keying a pending file keeps it pending. */
+    lf_node_set_content_key(file, 9, true);
+    lf_node_set_content_key(file, 11, false);
+    assert_true(lf_node_content_pending(file));
+    assert_int_equal(lf_node_content_key(file), 11);
+    image.expected_key = 11;
+    assert_int_equal(lf_tree_load_content(tree, file), 0);
+    assert_false(lf_node_content_pending(file));
+    assert_int_equal(lf_tree_load_content(tree, file), 0); /* loaded: nothing to do */
+    assert_int_equal(image.calls, 2);
+    /* Unlinking a loaded file returns its chunks to the usage count. */
+    assert_int_equal(lf_tree_unlink(tree, "/f"), 0);
+    assert_int_equal(used_blocks(tree), 0);
+}
+
+static void test_key_and_pending_belong_to_the_node(void **state)
+{
+    lf_tree *tree = *state;
+    fake_image image;
+    lf_node *file = pending_file(tree, &image);
+    assert_int_equal(lf_tree_mkdir(tree, "/d", 0755), 0);
+    assert_int_equal(lf_tree_rename(tree, "/f", "/d/g", 0), 0);
+    assert_int_equal(lf_tree_link(tree, "/d/g", "/h"), 0);
+    assert_true(lf_node_content_pending(file));
+    assert_int_equal(lf_node_content_key(file), 7);
+    char buffer[32];
+    assert_int_equal(lf_tree_read(tree, "/h", buffer, sizeof buffer, 0), 14);
+    assert_int_equal(image.calls, 1);
+    assert_false(lf_node_content_pending(lf_node_lookup(lf_tree_root(tree), "h")));
+    assert_int_equal(lf_tree_read(tree, "/d/g", buffer, sizeof buffer, 0), 14);
+    assert_int_equal(image.calls, 1);
+    assert_int_equal(lf_node_content_key(file), 7);
+    /* Content changes through the raw accessors clear the key too. */
+    assert_int_equal(lf_node_set_size(file, 14), 0);
+    assert_int_equal(lf_node_content_key(file), 7); /* same size: no change */
+    assert_int_equal(lf_node_set_size(file, 15), 0);
+    assert_int_equal(lf_node_content_key(file), 0);
+    lf_node_set_content_key(file, 7, false);
+    assert_int_equal(lf_node_write(file, "S", 1, 0), 1);
+    assert_int_equal(lf_node_content_key(file), 0);
+    /* Other node types have no content key. */
+    lf_node *directory = lf_node_lookup(lf_tree_root(tree), "d");
+    lf_node_set_content_key(directory, 3, true);
+    assert_int_equal(lf_node_content_key(directory), 0);
+    assert_false(lf_node_content_pending(directory));
+}
+
+/* A loader that calls back into the tree gets -EDEADLK, not a recursion. */
+static int64_t reentrant_loader(void *context, lf_node *file, uint64_t key)
+{
+    (void)key;
+    char byte;
+    int64_t status = lf_tree_read(context, "/f", &byte, 1, 0);
+    assert_int_equal(status, -EDEADLK);
+    return lf_node_write(file, "ok", 2, 0) == 2 ? 0 : -EIO;
+}
+
+static void test_loader_must_not_recurse(void **state)
+{
+    lf_tree *tree = *state;
+    fake_image image;
+    lf_node *file = pending_file(tree, &image);
+    lf_node_set_size(file, 2);
+    lf_node_set_content_key(file, 7, true);
+    lf_tree_set_content_loader(tree, reentrant_loader, tree);
+    char buffer[2];
+    assert_int_equal(lf_tree_read(tree, "/f", buffer, sizeof buffer, 0), 2);
+    assert_memory_equal(buffer, "ok", 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +528,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_readdir_is_sorted_bytewise, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timestamps_and_ownership, setup, teardown),
         cmocka_unit_test(test_empty_tree_has_no_paths),
+        cmocka_unit_test_setup_teardown(test_pending_file_loads_once_on_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_load_leaves_file_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_to_pending_file_applies_to_loaded_content, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_of_pending_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dropping_clean_content_frees_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_and_pending_belong_to_the_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loader_must_not_recurse, setup, teardown),
     };
     return cmocka_run_group_tests_name("tree", tests, NULL, NULL);
 }
