@@ -160,10 +160,10 @@ static int64_t transform(const settings *options, const char *name, const lf_buf
     if (options->format == FORMAT_RAW) {
         if (options->mode == MODE_COMPRESS) {
             lf_span span = {input->data, input->length};
-            status = lf_model_encode(model, &span, 1, true, output);
+            status = lf_model_encode(model, (lf_span){NULL, 0}, &span, 1, true, output);
         } else {
             lf_span span = {input->data, input->length};
-            status = lf_model_decode(model, &span, NULL, 1, output);
+            status = lf_model_decode(model, (lf_span){NULL, 0}, &span, NULL, 1, output);
             if (status < 0)
                 lf_fail(diagnostic, status, "raw stream does not decode with model '%s'", model->name);
         }

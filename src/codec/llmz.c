@@ -360,7 +360,8 @@ static int64_t compress_batch(void *context, size_t batch_index)
         spans[i] = (lf_span){job->data + segment->original_offset, (size_t)segment->original_size};
         bytes += segment->original_size;
     }
-    int64_t status = lf_model_encode(job->options->model, spans, count, false, &job->payloads[first]);
+    int64_t status = lf_model_encode(job->options->model, job->options->prefix, spans, count, false,
+                                     &job->payloads[first]);
     for (size_t i = 0; status == 0 && i < count; i++)
         status = choose_method(spans[i].data, &job->segments[first + i], &job->payloads[first + i]);
     free(spans);
@@ -452,7 +453,8 @@ int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_optio
     int64_t status = text ? compress_with(data, size, options, out, diagnostic) : 0;
     if (status < 0 || !options->model->fallback)
         return status;
-    /* the fallback model's archive replaces the first when smaller */
+    /* the fallback model's archive replaces the first when smaller; the
+     * copy keeps the prefix, which decompression gives either model */
     lf_llmz_options fallback_options = *options;
     lf_model *fallback = NULL;
     lf_buffer other = {0};
@@ -527,7 +529,8 @@ static int64_t decompress_batch(void *context, size_t batch_index)
         }
     }
     if (status == 0 && model_count > 0) {
-        status = lf_model_decode(job->options->model, spans, sizes, model_count, decoded);
+        status = lf_model_decode(job->options->model, job->options->prefix, spans, sizes,
+                                 model_count, decoded);
         for (size_t k = 0; k < model_count; k++) {
             const lf_llmz_segment *segment = &header->segments[model_indexes[k]];
             if (status == 0 && decoded[k].length != segment->original_size)

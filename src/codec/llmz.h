@@ -45,6 +45,15 @@ typedef struct lf_llmz_options {
     uint64_t segment_size; /* compression: bytes per segment, 0 = the model's choice */
     size_t batch_size;     /* most segments coded together in one job, 0 = the model's
                               choice; like threads, never changes the bytes */
+    /* Bytes the model reads before every segment ({NULL, 0}: none), not
+     * stored in the archive: they say what the data is, so the model
+     * predicts it better (the image passes each file's path: `.rs` predicts
+     * Rust). Decompression needs the same prefix: with a different one the
+     * model decodes other bytes, and the segment fails with its checksum
+     * error (-LF_ECHECKSUM; -LF_EFORMAT when the model's decoding itself
+     * goes wrong, as a transformer's may). Stored and zstd segments do not
+     * depend on it. */
+    lf_span prefix;
     lf_llmz_progress_fn progress;
     void *progress_context;
 } lf_llmz_options;
@@ -63,8 +72,10 @@ void lf_llmz_header_free(lf_llmz_header *header);
 int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_options *options,
                          lf_buffer *out, lf_diagnostic *diagnostic);
 /* options->model must have the archive's fingerprint (-LF_EMODEL naming both
- * otherwise). Appends the original bytes to out only when every segment
- * decoded and matched its checksums; on error out keeps its length. */
+ * otherwise), and options->prefix must be compression's (nothing records
+ * it: see lf_llmz_options). Appends the original bytes to out only when
+ * every segment decoded and matched its checksums; on error out keeps its
+ * length. */
 int64_t lf_llmz_decompress(const uint8_t *archive, uint64_t size, const lf_llmz_options *options,
                            lf_buffer *out, lf_diagnostic *diagnostic);
 

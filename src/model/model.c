@@ -73,10 +73,11 @@ typedef struct batch {
     size_t count;
 } batch;
 
-static int64_t open_streams(const lf_model *model, size_t count, lf_model_stream **streams)
+static int64_t open_streams(const lf_model *model, lf_span prefix, size_t count,
+                            lf_model_stream **streams)
 {
     for (size_t i = 0; i < count; i++) {
-        int64_t status = model->class->open_stream(model, NULL, 0, &streams[i]);
+        int64_t status = model->class->open_stream(model, prefix.data, prefix.size, &streams[i]);
         if (status < 0) {
             while (i-- > 0)
                 model->class->close_stream(streams[i]);
@@ -108,7 +109,8 @@ typedef struct coding_run {
     void *state; /* the model's open_batch */
 } coding_run;
 
-static int64_t coding_run_start(const lf_model *model, size_t count, coding_run *run)
+static int64_t coding_run_start(const lf_model *model, lf_span prefix, size_t count,
+                                coding_run *run)
 {
     run->streams = calloc(count ? count : 1, sizeof *run->streams);
     run->done = calloc(count ? count : 1, sizeof *run->done);
@@ -119,7 +121,7 @@ static int64_t coding_run_start(const lf_model *model, size_t count, coding_run 
     int64_t status = model->class->open_batch && count
                          ? model->class->open_batch(model, count, &run->state)
                          : 0;
-    return status < 0 ? status : open_streams(model, count, run->streams);
+    return status < 0 ? status : open_streams(model, prefix, count, run->streams);
 }
 
 static void coding_run_end(const lf_model *model, size_t count, coding_run *run, bool opened)
@@ -134,11 +136,11 @@ static void coding_run_end(const lf_model *model, size_t count, coding_run *run,
     free(run->active.indexes);
 }
 
-int64_t lf_model_encode(const lf_model *model, const lf_span *inputs, size_t count,
+int64_t lf_model_encode(const lf_model *model, lf_span prefix, const lf_span *inputs, size_t count,
                         bool with_end_symbol, lf_buffer *outputs)
 {
     coding_run run = {0};
-    int64_t status = coding_run_start(model, count, &run);
+    int64_t status = coding_run_start(model, prefix, count, &run);
     if (status < 0) {
         coding_run_end(model, count, &run, false);
         return status;
@@ -180,11 +182,11 @@ int64_t lf_model_encode(const lf_model *model, const lf_span *inputs, size_t cou
     return status;
 }
 
-int64_t lf_model_decode(const lf_model *model, const lf_span *payloads, const uint64_t *sizes,
-                        size_t count, lf_buffer *outputs)
+int64_t lf_model_decode(const lf_model *model, lf_span prefix, const lf_span *payloads,
+                        const uint64_t *sizes, size_t count, lf_buffer *outputs)
 {
     coding_run run = {0};
-    int64_t status = coding_run_start(model, count, &run);
+    int64_t status = coding_run_start(model, prefix, count, &run);
     if (status < 0) {
         coding_run_end(model, count, &run, false);
         return status;

@@ -80,18 +80,23 @@ int64_t lf_model_open(const char *name, lf_model **model, lf_diagnostic *diagnos
 int64_t lf_model_open_by_fingerprint(uint64_t fingerprint, lf_model **model);
 void lf_model_free(lf_model *model);
 
-/* Codes count independent inputs as one batch: outputs[i] receives the
- * range-coded payload of inputs[i], with an end symbol when asked. */
 typedef struct lf_span {
     const uint8_t *data;
     size_t size;
 } lf_span;
 
-int64_t lf_model_encode(const lf_model *model, const lf_span *inputs, size_t count,
+/* Codes count independent inputs as one batch: outputs[i] receives the
+ * range-coded payload of inputs[i], with an end symbol when asked. Every
+ * stream first reads `prefix` ({NULL, 0}: none), the same for all: the
+ * inputs are segments of one file, and the prefix says what the file is
+ * (its path). The prefix is not coded; decoding needs the same one. */
+int64_t lf_model_encode(const lf_model *model, lf_span prefix, const lf_span *inputs, size_t count,
                         bool with_end_symbol, lf_buffer *outputs);
 /* The inverse: sizes[i] bytes of each, or up to the end symbol when sizes is
- * NULL. -LF_EFORMAT when a payload decodes past its size or its end. */
-int64_t lf_model_decode(const lf_model *model, const lf_span *payloads, const uint64_t *sizes,
-                        size_t count, lf_buffer *outputs);
+ * NULL. -LF_EFORMAT when a payload decodes past its size or its end. With
+ * a prefix other than the encoder's the model predicts differently, so the
+ * bytes come out wrong (or, for a transformer, often -LF_EFORMAT). */
+int64_t lf_model_decode(const lf_model *model, lf_span prefix, const lf_span *payloads,
+                        const uint64_t *sizes, size_t count, lf_buffer *outputs);
 
 #endif
