@@ -20,7 +20,7 @@ enum {
     /* A write example holds the state twice (prompt and completion) plus
      * what the operation adds: an episode goes on while twice the state
      * and this much more fit in max_bytes. */
-    GROWTH_MARGIN = 600,
+    GROWTH_MARGIN = 300,
     /* Room in an example for the op line besides its data. */
     OP_LINE_OVERHEAD = 300,
     MIN_WRITE_BYTES = 120,

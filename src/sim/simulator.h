@@ -25,11 +25,12 @@
 #include "sim/dataset.h"
 #include "sim/operation.h"
 
-/* Prompt plus completion, in bytes: about 1,500-2,000 tokens of a byte-
- * level BPE, so an example fits a small model's context whole. */
-#define LF_SIM_DEFAULT_MAX_BYTES 6000
+/* Prompt plus completion, in bytes: at most 512 tokens of the shipped
+ * tokenizer (about 2.5-3 bytes a token on these examples), so an example
+ * fits models/fs.gguf's context whole (models/README.md). */
+#define LF_SIM_DEFAULT_MAX_BYTES 1400
 /* Below this there is no room for a state and an operation. */
-#define LF_SIM_MIN_MAX_BYTES 1500
+#define LF_SIM_MIN_MAX_BYTES 1200
 
 typedef enum lf_sim_split { LF_SIM_TRAIN, LF_SIM_EVAL } lf_sim_split;
 
