@@ -15,6 +15,13 @@ static const struct {
     {"loopback", lf_command_loopback, "mount a passthrough of a directory that logs every operation"},
     {"gen", lf_command_gen, "generate the training dataset with the filesystem simulator"},
     {"train", lf_command_train, "tokenize a corpus, train or fine-tune a transformer, resume a run"},
+    {"mkfs", lf_command_mkfs, "pack a directory into a compressed filesystem image"},
+    {"mount", lf_command_mount, "mount a compressed filesystem image read-write"},
+    {"unpack", lf_command_unpack, "restore an image's tree as a directory"},
+    {"ls", lf_command_ls, "list the tree of an image"},
+    {"cat", lf_command_cat, "write a file of an image to stdout"},
+    {"fsck", lf_command_fsck, "verify every checksum and stream of an image"},
+    {"info", lf_command_info, "describe an image: model, nodes, bytes per stream kind"},
 };
 
 static void print_usage(FILE *stream)

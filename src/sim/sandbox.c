@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs/materialize.h"
 #include "fs/scan.h"
 #include "fuse/loopback.h"
 
@@ -207,79 +208,11 @@ bool lf_sim_sandbox_is_mounted(const lf_sim_sandbox *sandbox) { return sandbox->
 /* ---------------------------------------------------------------- */
 /* Loading a tree                                                    */
 
-static int64_t set_attributes(int directory_fd, const char *name, const lf_node_info *info)
+int64_t lf_sim_sandbox_load(lf_sim_sandbox *sandbox, lf_tree *tree, lf_diagnostic *diag)
 {
-    /* Owner before mode: chown clears the set-user-ID bit. */
-    if (fchownat(directory_fd, name, info->uid, info->gid, AT_SYMLINK_NOFOLLOW) != 0)
-        return -errno;
-    if (info->type != LF_NODE_SYMLINK && fchmodat(directory_fd, name, info->permissions, 0) != 0)
-        return -errno;
-    struct timespec times[2] = {info->atime, info->mtime};
-    return utimensat(directory_fd, name, times, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
-}
-
-static int64_t write_extent(void *context, uint64_t offset, const uint8_t *data, size_t length)
-{
-    ssize_t written = pwrite(*(int *)context, data, length, (off_t)offset);
-    return written < 0 ? -errno : (size_t)written == length ? 0 : -EIO;
-}
-
-static int64_t materialize_children(int directory_fd, const lf_node *directory);
-
-/* Creates node as `name` in the directory, content and attributes last, so
- * that creating its children does not move its times. */
-static int64_t materialize(int directory_fd, const char *name, const lf_node *node)
-{
-    lf_node_info info;
-    lf_node_get_info(node, &info);
-    int64_t status = 0;
-    int fd;
-    switch (info.type) {
-    case LF_NODE_DIRECTORY:
-        if (mkdirat(directory_fd, name, 0700) != 0)
-            return -errno;
-        if ((fd = openat(directory_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-            return -errno;
-        status = materialize_children(fd, node);
-        close(fd);
-        break;
-    case LF_NODE_FILE:
-        if ((fd = openat(directory_fd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600)) < 0)
-            return -errno;
-        status = lf_node_for_each_extent(node, write_extent, &fd);
-        if (status == 0 && ftruncate(fd, (off_t)info.size) != 0) /* a trailing hole */
-            status = -errno;
-        close(fd);
-        break;
-    case LF_NODE_SYMLINK:
-        if (symlinkat(info.symlink_target, directory_fd, name) != 0)
-            return -errno;
-        break;
-    }
-    return status < 0 ? status : set_attributes(directory_fd, name, &info);
-}
-
-static int64_t materialize_children(int directory_fd, const lf_node *directory)
-{
-    int64_t status = 0;
-    for (size_t i = 0; status == 0 && i < lf_node_child_count(directory); i++) {
-        const char *name;
-        const lf_node *child = lf_node_child(directory, i, &name);
-        status = materialize(directory_fd, name, child);
-    }
-    return status;
-}
-
-int64_t lf_sim_sandbox_load(lf_sim_sandbox *sandbox, const lf_tree *tree, lf_diagnostic *diag)
-{
-    const lf_node *root = lf_tree_root(tree);
-    lf_node_info info;
-    lf_node_get_info(root, &info);
     int64_t status = walk(sandbox->directory_fd, remove_entry, NULL);
     if (status == 0)
-        status = materialize_children(sandbox->directory_fd, root);
-    if (status == 0)
-        status = set_attributes(sandbox->directory_fd, ".", &info);
+        status = lf_materialize(tree, sandbox->directory_fd, false, NULL);
     if (status < 0)
         return lf_fail(diag, status, "cannot load a state into %s: %s", sandbox->directory,
                        lf_error_string(status));

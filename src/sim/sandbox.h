@@ -37,7 +37,7 @@ bool lf_sim_sandbox_is_mounted(const lf_sim_sandbox *sandbox);
 
 /* Makes the directory hold exactly tree's state (names, types, content,
  * modes, owners, times), replacing what it held. */
-int64_t lf_sim_sandbox_load(lf_sim_sandbox *sandbox, const lf_tree *tree, lf_diagnostic *diag);
+int64_t lf_sim_sandbox_load(lf_sim_sandbox *sandbox, lf_tree *tree, lf_diagnostic *diag);
 
 /* Rewrites the kernel's mtimes to `now` (see above) and scans the
  * directory into a new tree. -ERANGE if now is not before the opening. */
