@@ -8,6 +8,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "common/bytes.h"
 #include "common/parallel.h"
 
 static const uint8_t magic[4] = {'L', 'L', 'M', 'Z'};
@@ -38,91 +39,6 @@ const char *lf_llmz_method_name(lf_llmz_method method)
 }
 
 /* ------------------------------------------------------------------ */
-/* Little-endian integers and LEB128 varints                           */
-
-static int64_t put_varint(lf_buffer *out, uint64_t value)
-{
-    uint8_t bytes[10];
-    size_t length = 0;
-    do {
-        bytes[length] = (uint8_t)(value & 0x7F);
-        value >>= 7;
-        if (value)
-            bytes[length] |= 0x80;
-        length++;
-    } while (value);
-    return lf_buffer_append(out, bytes, length);
-}
-
-static int64_t put_u32(lf_buffer *out, uint32_t value)
-{
-    uint8_t bytes[4] = {(uint8_t)value, (uint8_t)(value >> 8), (uint8_t)(value >> 16),
-                        (uint8_t)(value >> 24)};
-    return lf_buffer_append(out, bytes, 4);
-}
-
-static int64_t put_u64(lf_buffer *out, uint64_t value)
-{
-    int64_t status = put_u32(out, (uint32_t)value);
-    return status < 0 ? status : put_u32(out, (uint32_t)(value >> 32));
-}
-
-typedef struct reader {
-    const uint8_t *data;
-    uint64_t size, position;
-} reader;
-
-static bool get_bytes(reader *in, void *out, size_t length)
-{
-    if (in->size - in->position < length)
-        return false;
-    memcpy(out, in->data + in->position, length);
-    in->position += length;
-    return true;
-}
-
-static bool get_u32(reader *in, uint32_t *value)
-{
-    uint8_t bytes[4];
-    if (!get_bytes(in, bytes, 4))
-        return false;
-    *value = (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 | (uint32_t)bytes[2] << 16 |
-             (uint32_t)bytes[3] << 24;
-    return true;
-}
-
-static bool get_u64(reader *in, uint64_t *value)
-{
-    uint32_t low, high;
-    if (!get_u32(in, &low) || !get_u32(in, &high))
-        return false;
-    *value = (uint64_t)high << 32 | low;
-    return true;
-}
-
-/* 0, -LF_ETRUNCATED, or -LF_EFORMAT for an overlong or non-canonical varint
- * (every value has exactly one encoding, so no flip goes unnoticed). */
-static int64_t get_varint(reader *in, uint64_t *value)
-{
-    uint64_t result = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        uint8_t byte;
-        if (!get_bytes(in, &byte, 1))
-            return -LF_ETRUNCATED;
-        if (shift == 63 && byte > 1)
-            return -LF_EFORMAT;
-        result |= (uint64_t)(byte & 0x7F) << shift;
-        if (!(byte & 0x80)) {
-            if (byte == 0 && shift > 0)
-                return -LF_EFORMAT;
-            *value = result;
-            return 0;
-        }
-    }
-    return -LF_EFORMAT;
-}
-
-/* ------------------------------------------------------------------ */
 /* Header                                                              */
 
 void lf_llmz_header_free(lf_llmz_header *header)
@@ -140,14 +56,14 @@ int64_t lf_llmz_read_header(const uint8_t *archive, uint64_t size, lf_llmz_heade
                             lf_diagnostic *diagnostic)
 {
     *header = (lf_llmz_header){0};
-    reader in = {archive, size, 0};
+    lf_bytes_reader in = {archive, size, 0};
     uint8_t found[4];
-    if (!get_bytes(&in, found, 4))
+    if (!lf_bytes_get(&in, found, 4))
         return size == 0 ? lf_fail(diagnostic, -LF_EFORMAT, "not an llmz archive: empty file")
                          : truncated(diagnostic, "magic number");
     if (memcmp(found, magic, 4) != 0)
         return lf_fail(diagnostic, -LF_EFORMAT, "not an llmz archive (bad magic number)");
-    if (!get_bytes(&in, &header->version, 1))
+    if (!lf_bytes_get(&in, &header->version, 1))
         return truncated(diagnostic, "header");
     if (header->version != LF_LLMZ_VERSION)
         return lf_fail(diagnostic, -LF_EVERSION,
@@ -156,9 +72,9 @@ int64_t lf_llmz_read_header(const uint8_t *archive, uint64_t size, lf_llmz_heade
                        header->version, LF_LLMZ_VERSION);
     uint64_t count;
     int64_t status;
-    if (!get_u64(&in, &header->fingerprint))
+    if (!lf_bytes_get_u64(&in, &header->fingerprint))
         return truncated(diagnostic, "header");
-    if ((status = get_varint(&in, &count)) < 0)
+    if ((status = lf_bytes_get_varint(&in, &count)) < 0)
         return status == -LF_ETRUNCATED ? truncated(diagnostic, "header")
                                         : lf_fail(diagnostic, status, "corrupted segment count");
     /* Each segment takes at least 6 bytes of table: bounds the allocation. */
@@ -174,14 +90,14 @@ int64_t lf_llmz_read_header(const uint8_t *archive, uint64_t size, lf_llmz_heade
         /* A stored segment's payload is its original bytes: one size and
          * one checksum serve both. */
         uint8_t method = 0;
-        if (!get_bytes(&in, &method, 1))
+        if (!lf_bytes_get(&in, &method, 1))
             status = -LF_ETRUNCATED;
-        else if ((status = get_varint(&in, &segment->original_size)) == 0 &&
+        else if ((status = lf_bytes_get_varint(&in, &segment->original_size)) == 0 &&
                  method != LF_LLMZ_STORED)
-            status = get_varint(&in, &segment->stored_size);
-        if (status == 0 && !get_u32(&in, &segment->original_checksum))
+            status = lf_bytes_get_varint(&in, &segment->stored_size);
+        if (status == 0 && !lf_bytes_get_u32(&in, &segment->original_checksum))
             status = -LF_ETRUNCATED;
-        if (status == 0 && method != LF_LLMZ_STORED && !get_u32(&in, &segment->payload_checksum))
+        if (status == 0 && method != LF_LLMZ_STORED && !lf_bytes_get_u32(&in, &segment->payload_checksum))
             status = -LF_ETRUNCATED;
         segment->method = (lf_llmz_method)method;
         if (method == LF_LLMZ_STORED) {
@@ -195,7 +111,7 @@ int64_t lf_llmz_read_header(const uint8_t *archive, uint64_t size, lf_llmz_heade
         }
     }
     uint32_t table_checksum;
-    if (!get_u32(&in, &table_checksum)) {
+    if (!lf_bytes_get_u32(&in, &table_checksum)) {
         lf_llmz_header_free(header);
         return truncated(diagnostic, "segment table");
     }
@@ -404,19 +320,19 @@ static int64_t compress_with(const uint8_t *data, uint64_t size, const lf_llmz_o
     if (status == 0) {
         (void)((status = lf_buffer_append(out, magic, 4)) ||
                (status = lf_buffer_append(out, &(uint8_t){LF_LLMZ_VERSION}, 1)) ||
-               (status = put_u64(out, model->fingerprint)) || (status = put_varint(out, count)));
+               (status = lf_bytes_put_u64(out, model->fingerprint)) || (status = lf_bytes_put_varint(out, count)));
     }
     for (size_t i = 0; status == 0 && i < count; i++) {
         const lf_llmz_segment *segment = &job.segments[i];
         bool coded = segment->method != LF_LLMZ_STORED;
         (void)((status = lf_buffer_append(out, &(uint8_t){(uint8_t)segment->method}, 1)) ||
-               (status = put_varint(out, segment->original_size)) ||
-               (coded && (status = put_varint(out, segment->stored_size))) ||
-               (status = put_u32(out, segment->original_checksum)) ||
-               (coded && (status = put_u32(out, segment->payload_checksum))));
+               (status = lf_bytes_put_varint(out, segment->original_size)) ||
+               (coded && (status = lf_bytes_put_varint(out, segment->stored_size))) ||
+               (status = lf_bytes_put_u32(out, segment->original_checksum)) ||
+               (coded && (status = lf_bytes_put_u32(out, segment->payload_checksum))));
     }
     if (status == 0)
-        status = put_u32(out, XXH32(out->data + start, out->length - start, 0));
+        status = lf_bytes_put_u32(out, XXH32(out->data + start, out->length - start, 0));
     for (size_t i = 0; status == 0 && i < count; i++)
         status = lf_buffer_append(out, job.payloads[i].data, job.payloads[i].length);
     if (status < 0)

@@ -141,6 +141,15 @@ static int64_t replace_file(const char *path, const void *data, size_t size,
         status = lf_fail(diagnostic, -errno, "cannot write '%s': %s", path, strerror(errno));
     if (status == 0 && rename(temporary_path, path) != 0)
         status = lf_fail(diagnostic, -errno, "cannot create '%s': %s", path, strerror(errno));
+    if (status == 0) {
+        /* the rename itself is durable once the directory is synced */
+        temporary_path[directory_length] = '\0';
+        int directory = open(directory_length ? temporary_path : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (directory >= 0) {
+            fsync(directory);
+            close(directory);
+        }
+    }
     if (status < 0)
         unlink(temporary_path);
     pending_temporary = NULL;
