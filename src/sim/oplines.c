@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "fs/users.h"
+#include "fs/xml.h"
 
 /* The seed's file handles: what its FUSE layer happened to pass, kept so
  * the lines read like the seed's (read and write fh=4, readdir fh=0,
@@ -183,4 +184,58 @@ int64_t lf_sim_completion_read(const lf_sim_operation *operation, const lf_sim_o
 int64_t lf_sim_completion_error(int64_t status, lf_buffer *out)
 {
     return lf_buffer_printf(out, "ERROR: %s", lf_error_name(status));
+}
+
+static int64_t newest_mtime(const lf_node *node)
+{
+    lf_node_info info;
+    lf_node_get_info(node, &info);
+    int64_t newest = info.mtime.tv_sec;
+    for (size_t i = 0; info.type == LF_NODE_DIRECTORY && i < lf_node_child_count(node); i++) {
+        int64_t child = newest_mtime(lf_node_child(node, i, NULL));
+        newest = child > newest ? child : newest;
+    }
+    return newest;
+}
+
+int64_t lf_sim_virtual_now(const lf_tree *tree)
+{
+    const lf_node *root = lf_tree_root(tree);
+    return root ? newest_mtime(root) + 1 : 1;
+}
+
+static void virtual_clock(void *context, struct timespec *now)
+{
+    *now = (struct timespec){.tv_sec = *(const int64_t *)context};
+}
+
+void lf_sim_use_virtual_clock(lf_tree *tree, const int64_t *now)
+{
+    lf_tree_set_clock(tree, virtual_clock, (void *)now);
+}
+
+int64_t lf_sim_exact_completion(const uint8_t *state, size_t state_size,
+                                const lf_sim_operation *operation, lf_buffer *completion,
+                                int64_t *result, lf_diagnostic *diagnostic)
+{
+    lf_tree *tree = NULL;
+    int64_t status = lf_xml_parse(state, state_size, 0, &tree, diagnostic);
+    if (status < 0)
+        return status;
+    int64_t now = lf_sim_virtual_now(tree);
+    lf_sim_use_virtual_clock(tree, &now);
+    lf_sim_outcome outcome = {0};
+    status = lf_sim_operation_run_tree(operation, tree, &outcome);
+    if (status == 0) {
+        *result = outcome.status;
+        if (outcome.status < 0)
+            status = lf_sim_completion_error(outcome.status, completion);
+        else if (lf_sim_op_is_read(operation->op))
+            status = lf_sim_completion_read(operation, &outcome, completion);
+        else if ((status = lf_xml_write(tree, 0, completion, diagnostic)) > 0)
+            status = 0;
+    }
+    lf_sim_outcome_free(&outcome);
+    lf_tree_free(tree);
+    return status;
 }

@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 #include "common/buffer.h"
+#include "common/error.h"
+#include "fs/tree.h"
 #include "sim/operation.h"
 
 /* Appends the operation line. Paths and targets are quoted as Python's
@@ -27,5 +29,23 @@ int64_t lf_sim_completion_read(const lf_sim_operation *operation, const lf_sim_o
 
 /* Appends "ERROR: " and the errno name of status ("ERROR: ENOENT"). */
 int64_t lf_sim_completion_error(int64_t status, lf_buffer *out);
+
+/* The dataset's virtual time for the next operation on a tree: one second
+ * after the newest mtime in it (docs/FORMAT.md §4.4). */
+int64_t lf_sim_virtual_now(const lf_tree *tree);
+
+/* Sets tree's clock to *now (seconds), the clock lf_sim_virtual_now's
+ * value is used with. */
+void lf_sim_use_virtual_clock(lf_tree *tree, const int64_t *now);
+
+/* The exact answer to a prompt: runs the operation on a copy of the state
+ * (canonical XML) at its virtual time and appends the completion the
+ * dataset would hold (an error, a read's result, or the new state).  The
+ * ground truth that tests and the engine's --verify compare the model
+ * with.  *result gets the operation's status; -LF_EFORMAT when the state
+ * does not parse. */
+int64_t lf_sim_exact_completion(const uint8_t *state, size_t state_size,
+                                const lf_sim_operation *operation, lf_buffer *completion,
+                                int64_t *result, lf_diagnostic *diagnostic);
 
 #endif

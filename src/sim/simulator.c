@@ -577,23 +577,6 @@ static bool sample_operation(simulator *sim, size_t room, lf_sim_operation *op)
 /* ---------------------------------------------------------------- */
 /* Running and checking an operation                                 */
 
-static void virtual_clock(void *context, struct timespec *now)
-{
-    *now = (struct timespec){.tv_sec = *(const int64_t *)context};
-}
-
-static int64_t newest_mtime(const lf_node *node)
-{
-    lf_node_info info;
-    lf_node_get_info(node, &info);
-    int64_t newest = info.mtime.tv_sec;
-    for (size_t i = 0; info.type == LF_NODE_DIRECTORY && i < lf_node_child_count(node); i++) {
-        int64_t child = newest_mtime(lf_node_child(node, i, NULL));
-        newest = child > newest ? child : newest;
-    }
-    return newest;
-}
-
 /* chmod's mode carries the file type of what the path resolves to, as
  * libfuse passes it; the sandbox (through the mount, when there is one)
  * says what that is. */
@@ -733,7 +716,7 @@ static int64_t step(simulator *sim, lf_sim_split split, size_t *produced, bool *
     }
     if (op.op == LF_SIM_CHMOD)
         add_file_type(sim, &op);
-    sim->now = newest_mtime(lf_tree_root(sim->tree)) + 1;
+    sim->now = lf_sim_virtual_now(sim->tree);
     sim->stats->operations++;
 
     lf_buffer op_line = {0}, prompt = {0}, result = {0}, after = {0};
@@ -778,7 +761,7 @@ static int64_t run_episode(simulator *sim, lf_sim_split split, size_t wanted, si
     int64_t status = lf_sim_start_tree_build(&sim->random, target, &sim->tree, sim->diag);
     if (status < 0)
         return status;
-    lf_tree_set_clock(sim->tree, virtual_clock, &sim->now);
+    lf_sim_use_virtual_clock(sim->tree, &sim->now);
     sim->stats->episodes++;
     sim->state_xml.length = 0;
     status = lf_xml_write(sim->tree, 0, &sim->state_xml, sim->diag);

@@ -47,56 +47,31 @@ static void collected_free(collected *c)
     lf_buffer_free(&c->lines);
 }
 
-static int64_t newest_mtime(const lf_node *node)
-{
-    lf_node_info info;
-    lf_node_get_info(node, &info);
-    int64_t newest = info.mtime.tv_sec;
-    for (size_t i = 0; i < lf_node_child_count(node); i++) {
-        int64_t child = newest_mtime(lf_node_child(node, i, NULL));
-        newest = child > newest ? child : newest;
-    }
-    return newest;
-}
-
-static void clock_at(void *context, struct timespec *now)
-{
-    *now = (struct timespec){.tv_sec = *(const int64_t *)context};
-}
-
 /* Recomputes the completion from the prompt alone. */
 static void replay(const lf_sim_example *example, size_t state_offset)
 {
-    const lf_sim_operation *op = example->operation;
-    lf_tree *tree = NULL;
-    lf_diagnostic diagnostic = {0};
     const char *xml = example->prompt + state_offset;
     size_t xml_length = example->prompt_length - state_offset;
+    /* the prompt holds the canonical form */
+    lf_tree *tree = NULL;
+    lf_diagnostic diagnostic = {0};
     if (lf_xml_parse(xml, xml_length, 0, &tree, &diagnostic) != 0)
         fail_msg("the prompt's state does not parse: %s", diagnostic.message);
     lf_buffer rewritten = {0};
     assert_true(lf_xml_write(tree, 0, &rewritten, NULL) >= 0);
-    assert_int_equal(rewritten.length, xml_length); /* the prompt holds the canonical form */
+    assert_int_equal(rewritten.length, xml_length);
     assert_memory_equal(rewritten.data, xml, xml_length);
-    int64_t now = newest_mtime(lf_tree_root(tree)) + 1;
-    lf_tree_set_clock(tree, clock_at, &now);
 
-    lf_sim_outcome outcome = {0};
-    assert_int_equal(lf_sim_operation_run_tree(op, tree, &outcome), 0);
-    assert_int_equal(outcome.status, example->status);
     lf_buffer completion = {0};
-    if (outcome.status < 0)
-        assert_int_equal(lf_sim_completion_error(outcome.status, &completion), 0);
-    else if (lf_sim_op_is_read(op->op))
-        assert_int_equal(lf_sim_completion_read(op, &outcome, &completion), 0);
-    else
-        assert_true(lf_xml_write(tree, 0, &completion, NULL) >= 0);
+    int64_t result;
+    assert_int_equal(lf_sim_exact_completion((const uint8_t *)xml, xml_length, example->operation,
+                                             &completion, &result, &diagnostic), 0);
+    assert_int_equal(result, example->status);
     if (completion.length != example->completion_length ||
         memcmp(completion.data, example->completion, completion.length) != 0)
         fail_msg("%.*s\ncompletion: %.*s\nreplayed:   %s", (int)state_offset, example->prompt,
                  (int)example->completion_length, (const char *)example->completion,
                  lf_buffer_string(&completion));
-    lf_sim_outcome_free(&outcome);
     lf_buffer_free(&completion);
     lf_buffer_free(&rewritten);
     lf_tree_free(tree);
