@@ -103,6 +103,8 @@ void lf_transformer_cache_free(lf_transformer_cache *cache)
     free(cache);
 }
 
+void lf_transformer_cache_reset(lf_transformer_cache *cache) { cache->position = 0; }
+
 uint64_t lf_transformer_cache_position(const lf_transformer_cache *cache) { return cache->position; }
 
 /* The rotation of one position: cos and sin of position * frequency_i,

@@ -63,6 +63,9 @@ typedef struct lf_transformer_workspace lf_transformer_workspace;
 int64_t lf_transformer_validate_config(const lf_transformer_config *config, lf_diagnostic *diagnostic);
 int64_t lf_transformer_cache_new(const lf_transformer *model, lf_transformer_cache **cache);
 void lf_transformer_cache_free(lf_transformer_cache *cache);
+/* Starts a new sequence in the cache: as good as a new cache, without
+ * allocating one (attention reads only the slots of positions seen). */
+void lf_transformer_cache_reset(lf_transformer_cache *cache);
 /* Tokens the cache has seen (its next position). */
 uint64_t lf_transformer_cache_position(const lf_transformer_cache *cache);
 int64_t lf_transformer_workspace_new(const lf_transformer *model, size_t capacity,

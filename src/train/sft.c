@@ -10,29 +10,17 @@
 #include "common/buffer.h"
 #include "common/file.h"
 #include "common/random.h"
+#include "engine/generate.h"
 
 int64_t lf_train_sft_encode(lf_tokenizer_encoder *encoder, const uint8_t *prompt,
                             size_t prompt_size, const uint8_t *completion, size_t completion_size,
                             lf_token_array *out, size_t *completion_start)
 {
-    static const struct {
-        const char *text;
-        uint32_t token;
-    } prefixes[] = {{"<R>\n", LF_TOKEN_READ}, {"<W>\n", LF_TOKEN_WRITE}};
     size_t first = out->count;
     const uint32_t end = LF_TOKEN_ENDOFTEXT;
-    int64_t status = lf_token_array_append(out, &end, 1);
-    for (size_t i = 0; status >= 0 && i < sizeof prefixes / sizeof *prefixes; i++)
-        if (prompt_size >= 4 && memcmp(prompt, prefixes[i].text, 4) == 0) {
-            status = lf_token_array_append(out, &prefixes[i].token, 1);
-            if (status >= 0)
-                status = lf_tokenizer_encode(encoder, (const uint8_t *)"\n", 1, out);
-            prompt += 4;
-            prompt_size -= 4;
-            break;
-        }
-    if (status >= 0)
-        status = lf_tokenizer_encode(encoder, prompt, prompt_size, out);
+    /* the engine encodes its prompts with the same function: what it feeds
+     * is what the model was trained to continue */
+    int64_t status = lf_generate_encode_prompt(encoder, prompt, prompt_size, out);
     *completion_start = out->count - first;
     if (status >= 0)
         status = lf_tokenizer_encode(encoder, completion, completion_size, out);

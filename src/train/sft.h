@@ -19,13 +19,12 @@
 
 /* Appends one example's tokens to out:
  *   <|endoftext|> <R> "\n" prompt-rest completion <|endoftext|>
- * where a prompt starting with "<R>\n" or "<W>\n" has that prefix replaced by
- * the special token and the encoding of "\n", and prompt-rest and the
- * completion are encoded separately (so the completion's tokens never depend
- * on the prompt's last bytes). A prompt without the prefix is encoded whole
- * after the first <|endoftext|>. *completion_start is the index, within the
- * example, of its first completion token. Returns the example's token
- * count or -ENOMEM. */
+ * where everything before the completion is lf_generate_encode_prompt's
+ * (engine/generate.h: the engine feeds the same tokens), and prompt-rest
+ * and the completion are encoded separately (so the completion's tokens
+ * never depend on the prompt's last bytes). *completion_start is the
+ * index, within the example, of its first completion token. Returns the
+ * example's token count or -ENOMEM. */
 int64_t lf_train_sft_encode(lf_tokenizer_encoder *encoder, const uint8_t *prompt,
                             size_t prompt_size, const uint8_t *completion, size_t completion_size,
                             lf_token_array *out, size_t *completion_start);

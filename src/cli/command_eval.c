@@ -1,0 +1,516 @@
+/* llmfuse eval: how well a fine-tuned model answers the dataset's prompts.
+ * Each example's prompt is completed greedily (engine/generate.h) and the
+ * completion compared with the expected one byte for byte: a filesystem
+ * that returns almost the right bytes has returned the wrong file. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/commands.h"
+#include "common/base64.h"
+#include "common/buffer.h"
+#include "common/file.h"
+#include "common/parallel.h"
+#include "engine/generate.h"
+#include "fs/xml.h"
+
+static void print_usage(FILE *stream)
+{
+    fprintf(stream,
+            "usage: llmfuse eval MODEL.gguf DATA.jsonl [--limit N] [--threads N] [--max-tokens N]\n\n"
+            "Completes every example's prompt greedily with the model and compares the\n"
+            "completion with the expected one, byte for byte. DATA is what 'llmfuse gen'\n"
+            "writes: lines with \"prompt\" and \"completion\" (\"completion_encoding\":\n"
+            "\"base64\" for bytes), and \"op\" and \"kind\" (else read from the prompt).\n\n"
+            "  --limit N       the first N examples only\n"
+            "  --threads N     examples completed at once [one per CPU]; never changes a result\n"
+            "  --max-tokens N  longest completion in tokens [the model's context]\n\n"
+            "Prints per operation and per kind (R, W) the examples, exact ones and mean\n"
+            "latency; how many write completions that should be an XML state parse as one;\n"
+            "latency and speed. The last line is 'exact: P%% (K/N)'.\n");
+}
+
+/* ---- examples ------------------------------------------------------------ */
+
+typedef struct example {
+    char *prompt;
+    size_t prompt_size;
+    lf_buffer expected; /* the completion's bytes (base64 decoded) */
+    char op[32];
+    char kind;          /* 'R', 'W', or '?' when neither the line nor the prompt says */
+    bool expects_state; /* a write that succeeds: its completion is an XML state */
+} example;
+
+typedef struct example_set {
+    example *items;
+    size_t count, capacity;
+} example_set;
+
+static void free_examples(example_set *set)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        free(set->items[i].prompt);
+        lf_buffer_free(&set->items[i].expected);
+    }
+    free(set->items);
+    *set = (example_set){0};
+}
+
+/* A string member's bytes, or NULL when absent or not a string. */
+static const char *string_member(json_t *object, const char *key, size_t *length)
+{
+    json_t *value = json_object_get(object, key);
+    if (!json_is_string(value))
+        return NULL;
+    *length = json_string_length(value);
+    return json_string_value(value);
+}
+
+/* op and kind from the line's members, else from the prompt's first line
+ * ("<W>\nmkdir('/a', ...)": kind W, op mkdir). */
+static void classify(example *item, json_t *object)
+{
+    size_t length = 0;
+    const char *op = string_member(object, "op", &length);
+    const char *kind = string_member(object, "kind", &length);
+    const char *prompt = item->prompt;
+    bool prefixed = item->prompt_size >= 4 && prompt[0] == '<' && prompt[2] == '>' &&
+                    prompt[3] == '\n' && (prompt[1] == 'R' || prompt[1] == 'W');
+    item->kind = kind && (kind[0] == 'R' || kind[0] == 'W') && !kind[1] ? kind[0]
+                 : prefixed                                               ? prompt[1]
+                                                                          : '?';
+    if (op)
+        snprintf(item->op, sizeof item->op, "%s", op);
+    else if (prefixed)
+        snprintf(item->op, sizeof item->op, "%.*s", (int)strcspn(prompt + 4, "(\n"), prompt + 4);
+    if (!item->op[0])
+        snprintf(item->op, sizeof item->op, "?");
+    item->expects_state = item->kind == 'W' && !(item->expected.length >= 6 &&
+                                                 memcmp(item->expected.data, "ERROR:", 6) == 0);
+}
+
+/* The expected completion's bytes into item->expected. */
+static int64_t read_completion(example *item, json_t *object, const char *where,
+                               lf_diagnostic *diagnostic)
+{
+    size_t length = 0, encoding_length = 0;
+    const char *completion = string_member(object, "completion", &length);
+    const char *encoding = string_member(object, "completion_encoding", &encoding_length);
+    if (!completion)
+        return lf_fail(diagnostic, -LF_EFORMAT, "%s: needs string members \"prompt\" and "
+                       "\"completion\"", where);
+    if (json_object_get(object, "completion_encoding") && !(encoding && strcmp(encoding, "base64") == 0))
+        return lf_fail(diagnostic, -LF_EFORMAT, "%s: unknown \"completion_encoding\"", where);
+    if (!encoding)
+        return lf_buffer_append(&item->expected, completion, length);
+    int64_t status = lf_base64_decode(completion, length, &item->expected);
+    if (status == -LF_EFORMAT)
+        return lf_fail(diagnostic, status, "%s: the completion is not base64", where);
+    return status < 0 ? status : 0;
+}
+
+/* Parses one JSON line into item. */
+static int64_t parse_line(example *item, const char *line, size_t length, const char *where,
+                          lf_diagnostic *diagnostic)
+{
+    json_error_t error;
+    json_t *object = json_loadb(line, length, JSON_ALLOW_NUL, &error);
+    if (!object)
+        return lf_fail(diagnostic, -LF_EFORMAT, "%s: %s", where, error.text);
+    size_t prompt_size = 0;
+    const char *prompt = string_member(object, "prompt", &prompt_size);
+    int64_t status = prompt ? 0 : lf_fail(diagnostic, -LF_EFORMAT, "%s: needs string members "
+                                          "\"prompt\" and \"completion\"", where);
+    if (status == 0)
+        status = read_completion(item, object, where, diagnostic);
+    if (status == 0) {
+        item->prompt = malloc(prompt_size ? prompt_size : 1);
+        status = item->prompt ? 0 : -ENOMEM;
+    }
+    if (status == 0) {
+        memcpy(item->prompt, prompt, prompt_size);
+        item->prompt_size = prompt_size;
+        classify(item, object);
+    }
+    json_decref(object);
+    return status;
+}
+
+/* Adds the example on one line (already known not to be empty) to set. */
+static int64_t add_example(example_set *set, const char *line, size_t length, const char *path,
+                           size_t line_number, lf_diagnostic *diagnostic)
+{
+    if (set->count == set->capacity) {
+        size_t wanted = set->capacity ? set->capacity * 2 : 256;
+        example *items = realloc(set->items, wanted * sizeof *items);
+        if (!items)
+            return -ENOMEM;
+        set->items = items;
+        set->capacity = wanted;
+    }
+    char where[4200];
+    snprintf(where, sizeof where, "%s:%zu", path, line_number);
+    example *item = &set->items[set->count];
+    *item = (example){0};
+    int64_t status = parse_line(item, line, length, where, diagnostic);
+    if (status < 0) {
+        free(item->prompt);
+        lf_buffer_free(&item->expected);
+        return status;
+    }
+    set->count++;
+    return 0;
+}
+
+/* The first `limit` examples of a JSON-lines file (empty lines skipped). */
+static int64_t load_examples(const char *path, size_t limit, example_set *set,
+                             lf_diagnostic *diagnostic)
+{
+    lf_buffer text = {0};
+    int64_t status = lf_file_read_all(path, &text, diagnostic);
+    size_t line_number = 0;
+    for (size_t at = 0; status == 0 && at < text.length && set->count < limit;) {
+        const char *line = (const char *)text.data + at;
+        const char *newline = memchr(line, '\n', text.length - at);
+        size_t length = newline ? (size_t)(newline - line) : text.length - at;
+        at += length + 1;
+        line_number++;
+        if (length > 0)
+            status = add_example(set, line, length, path, line_number, diagnostic);
+    }
+    lf_buffer_free(&text);
+    if (status == 0 && set->count == 0)
+        status = lf_fail(diagnostic, -LF_EFORMAT, "'%s' holds no examples", path);
+    return status;
+}
+
+/* ---- running them ---------------------------------------------------------- */
+
+typedef struct outcome {
+    bool exact;
+    bool valid_state; /* expects_state examples: the completion parses as XML */
+    double milliseconds;
+    size_t prompt_tokens, completion_tokens;
+} outcome;
+
+/* What the threads share: generators are made on first use and handed out
+ * one per running job, so each thread's cache and scratch are its own. */
+typedef struct evaluation {
+    const lf_generate_model *model;
+    const example_set *examples;
+    outcome *outcomes;
+    uint32_t max_tokens;
+    pthread_mutex_t lock;
+    lf_generator **generators; /* one per thread */
+    size_t *idle, idle_count;  /* indices into generators not in use */
+} evaluation;
+
+static double now_milliseconds(void)
+{
+    struct timespec time;
+    clock_gettime(CLOCK_MONOTONIC, &time);
+    return (double)time.tv_sec * 1e3 + (double)time.tv_nsec / 1e6;
+}
+
+static size_t take_generator(evaluation *run)
+{
+    pthread_mutex_lock(&run->lock);
+    size_t index = run->idle[--run->idle_count];
+    pthread_mutex_unlock(&run->lock);
+    return index;
+}
+
+static void return_generator(evaluation *run, size_t index)
+{
+    pthread_mutex_lock(&run->lock);
+    run->idle[run->idle_count++] = index;
+    pthread_mutex_unlock(&run->lock);
+}
+
+/* Whether text is a state the project's strict parser accepts. */
+static bool parses_as_state(const lf_buffer *text)
+{
+    lf_tree *tree = NULL;
+    bool valid = lf_xml_parse(text->data, text->length, 0, &tree, NULL) == 0;
+    lf_tree_free(tree);
+    return valid;
+}
+
+static int64_t complete_one(lf_generator *generator, const example *item, uint32_t max_tokens,
+                            outcome *result)
+{
+    lf_buffer completion = {0};
+    double start = now_milliseconds();
+    lf_generate_stats stats;
+    int64_t status = lf_generate_complete(generator, (const uint8_t *)item->prompt,
+                                          item->prompt_size, max_tokens, &completion, &stats);
+    result->milliseconds = now_milliseconds() - start;
+    if (status == 0) {
+        result->prompt_tokens = stats.prompt_tokens;
+        result->completion_tokens = stats.completion_tokens;
+        result->exact = completion.length == item->expected.length &&
+                        (completion.length == 0 ||
+                         memcmp(completion.data, item->expected.data, completion.length) == 0);
+        result->valid_state = item->expects_state && parses_as_state(&completion);
+    }
+    lf_buffer_free(&completion);
+    return status;
+}
+
+static int64_t run_example(void *context, size_t job)
+{
+    evaluation *run = context;
+    size_t index = take_generator(run);
+    int64_t status = 0;
+    if (!run->generators[index])
+        status = lf_generator_new(run->model, 0, &run->generators[index]);
+    if (status == 0)
+        status = complete_one(run->generators[index], &run->examples->items[job], run->max_tokens,
+                              &run->outcomes[job]);
+    return_generator(run, index);
+    return status;
+}
+
+/* Completes every example on `threads` threads; *seconds is the wall time. */
+static int64_t evaluate(const lf_generate_model *model, const example_set *examples,
+                        uint32_t max_tokens, unsigned threads, outcome *outcomes, double *seconds)
+{
+    evaluation run = {.model = model, .examples = examples, .outcomes = outcomes,
+                      .max_tokens = max_tokens};
+    run.generators = calloc(threads, sizeof *run.generators);
+    run.idle = malloc(threads * sizeof *run.idle);
+    if (!run.generators || !run.idle) {
+        free(run.generators);
+        free(run.idle);
+        return -ENOMEM;
+    }
+    for (run.idle_count = 0; run.idle_count < threads; run.idle_count++)
+        run.idle[run.idle_count] = run.idle_count;
+    pthread_mutex_init(&run.lock, NULL);
+    double start = now_milliseconds();
+    int64_t status = lf_parallel_for(examples->count, threads, run_example, &run);
+    *seconds = (now_milliseconds() - start) / 1e3;
+    pthread_mutex_destroy(&run.lock);
+    for (unsigned i = 0; i < threads; i++)
+        lf_generator_free(run.generators[i]);
+    free(run.generators);
+    free(run.idle);
+    return status;
+}
+
+/* ---- the report ------------------------------------------------------------- */
+
+typedef struct tally {
+    size_t count, exact;
+    double milliseconds;
+} tally;
+
+static void add_to(tally *sum, const outcome *result)
+{
+    sum->count++;
+    sum->exact += result->exact;
+    sum->milliseconds += result->milliseconds;
+}
+
+static double percent(size_t part, size_t whole)
+{
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+static void print_row(const char *name, char kind, const tally *sum)
+{
+    printf("%-12s %-4c %6zu %6zu %7.1f%% %10.1f\n", name, kind, sum->count, sum->exact,
+           percent(sum->exact, sum->count), sum->count ? sum->milliseconds / (double)sum->count : 0);
+}
+
+/* Examples by kind, then operation name, then file order (qsort_r's
+ * order must be total to be the same everywhere). */
+static int compare_examples_by_op(const void *a, const void *b, void *context)
+{
+    const example *items = context;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    if (items[i].kind != items[j].kind)
+        return items[i].kind < items[j].kind ? -1 : 1;
+    int order = strcmp(items[i].op, items[j].op);
+    return order ? order : (i > j) - (i < j);
+}
+
+/* One row per operation (by kind, then name), then one per kind. */
+static int64_t print_table(const example_set *examples, const outcome *outcomes)
+{
+    size_t count = examples->count, *order = malloc(count * sizeof *order);
+    if (!order)
+        return -ENOMEM;
+    for (size_t i = 0; i < count; i++)
+        order[i] = i;
+    qsort_r(order, count, sizeof *order, compare_examples_by_op, examples->items);
+    printf("%-12s %-4s %6s %6s %8s %10s\n", "op", "kind", "n", "exact", "exact%", "mean ms");
+    tally op_sum = {0}, kinds[3] = {{0}};
+    for (size_t i = 0; i < count; i++) {
+        const example *item = &examples->items[order[i]];
+        add_to(&op_sum, &outcomes[order[i]]);
+        add_to(&kinds[item->kind == 'R' ? 0 : item->kind == 'W' ? 1 : 2], &outcomes[order[i]]);
+        const example *next = i + 1 < count ? &examples->items[order[i + 1]] : NULL;
+        if (!next || next->kind != item->kind || strcmp(next->op, item->op) != 0) {
+            print_row(item->op, item->kind, &op_sum);
+            op_sum = (tally){0};
+        }
+    }
+    static const char kind_names[] = {'R', 'W', '?'};
+    for (size_t k = 0; k < 3; k++)
+        if (kinds[k].count)
+            print_row("(all)", kind_names[k], &kinds[k]);
+    free(order);
+    return 0;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Valid states, latency, speed and the exact rate, last. */
+static int64_t print_summary(const example_set *examples, const outcome *outcomes, double seconds)
+{
+    size_t count = examples->count, states = 0, valid = 0, exact = 0;
+    size_t prompt_tokens = 0, completion_tokens = 0;
+    double *latencies = malloc(count * sizeof *latencies), total = 0;
+    if (!latencies)
+        return -ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        states += examples->items[i].expects_state;
+        valid += outcomes[i].valid_state;
+        exact += outcomes[i].exact;
+        prompt_tokens += outcomes[i].prompt_tokens;
+        completion_tokens += outcomes[i].completion_tokens;
+        latencies[i] = outcomes[i].milliseconds;
+        total += latencies[i];
+    }
+    qsort(latencies, count, sizeof *latencies, compare_doubles);
+    size_t p90 = (count * 9 + 9) / 10 - 1; /* nearest rank */
+    printf("W states that parse as XML: %.1f%% (%zu/%zu)\n", percent(valid, states), valid, states);
+    printf("latency per example: mean %.1f ms, p90 %.1f ms\n", total / (double)count,
+           latencies[p90]);
+    printf("speed: %.2f examples/s, %.0f tokens/s (%zu prompt + %zu generated tokens in %.2f s)\n",
+           (double)count / seconds, (double)(prompt_tokens + completion_tokens) / seconds,
+           prompt_tokens, completion_tokens, seconds);
+    printf("exact: %.1f%% (%zu/%zu)\n", percent(exact, count), exact, count);
+    free(latencies);
+    return 0;
+}
+
+/* ---- the command ------------------------------------------------------------ */
+
+typedef struct options {
+    const char *model_path, *data_path;
+    uint64_t limit, threads, max_tokens; /* max_tokens 0: the model's context */
+} options;
+
+/* A whole number of at least 1. */
+static bool parse_count(const char *text, const char *option, uint64_t *value)
+{
+    char *end;
+    errno = 0;
+    unsigned long long parsed = strtoull(text, &end, 10);
+    if (errno || end == text || *end || text[0] == '-' || parsed < 1 || parsed > UINT32_MAX) {
+        fprintf(stderr, "llmfuse eval: %s needs a whole number from 1 to %" PRIu32 ", not '%s'\n",
+                option, UINT32_MAX, text);
+        return false;
+    }
+    *value = parsed;
+    return true;
+}
+
+/* LF_EXIT_OK to go on; else the exit status, and *done. */
+static int parse_options(int argc, char **argv, options *chosen, bool *done)
+{
+    static const struct option long_options[] = {{"limit", required_argument, NULL, 'l'},
+                                                 {"threads", required_argument, NULL, 'j'},
+                                                 {"max-tokens", required_argument, NULL, 'm'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {0}};
+    *chosen = (options){.limit = UINT64_MAX, .threads = lf_parallel_default_threads()};
+    *done = true;
+    int option;
+    optind = 1;
+    while ((option = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+        bool ok = true;
+        switch (option) {
+        case 'l': ok = parse_count(optarg, "--limit", &chosen->limit); break;
+        case 'j': ok = parse_count(optarg, "--threads", &chosen->threads); break;
+        case 'm': ok = parse_count(optarg, "--max-tokens", &chosen->max_tokens); break;
+        case 'h': print_usage(stdout); return LF_EXIT_OK;
+        default: print_usage(stderr); return LF_EXIT_ERROR;
+        }
+        if (!ok)
+            return LF_EXIT_ERROR;
+    }
+    if (argc - optind != 2) {
+        print_usage(stderr);
+        return LF_EXIT_ERROR;
+    }
+    chosen->model_path = argv[optind];
+    chosen->data_path = argv[optind + 1];
+    *done = false;
+    return LF_EXIT_OK;
+}
+
+/* Completes and reports the examples of a loaded model. */
+static int64_t evaluate_and_report(const lf_generate_model *model, const options *chosen,
+                                   lf_diagnostic *diagnostic)
+{
+    example_set examples = {0};
+    int64_t status = load_examples(chosen->data_path, chosen->limit, &examples, diagnostic);
+    outcome *outcomes = NULL;
+    if (status == 0) {
+        outcomes = calloc(examples.count, sizeof *outcomes);
+        status = outcomes ? 0 : -ENOMEM;
+    }
+    double seconds = 0;
+    if (status == 0) {
+        uint32_t context = lf_generate_model_transformer(model)->config.context_length;
+        uint32_t max_tokens = chosen->max_tokens ? (uint32_t)chosen->max_tokens : context;
+        status = evaluate(model, &examples, max_tokens, (unsigned)chosen->threads, outcomes,
+                          &seconds);
+    }
+    if (status == 0)
+        status = print_table(&examples, outcomes);
+    if (status == 0)
+        status = print_summary(&examples, outcomes, seconds);
+    free(outcomes);
+    free_examples(&examples);
+    return status;
+}
+
+int lf_command_eval(int argc, char **argv)
+{
+    options chosen;
+    bool done;
+    int exit_status = parse_options(argc, argv, &chosen, &done);
+    if (done)
+        return exit_status;
+    lf_diagnostic diagnostic = {0};
+    lf_generate_model *model = NULL;
+    int64_t status = lf_generate_model_open(chosen.model_path, &model, &diagnostic);
+    if (status < 0) {
+        fprintf(stderr, "llmfuse eval: %s: %s\n", chosen.model_path,
+                diagnostic.message[0] ? diagnostic.message : lf_error_string(status));
+        return LF_EXIT_ERROR;
+    }
+    status = evaluate_and_report(model, &chosen, &diagnostic);
+    lf_generate_model_close(model);
+    if (status < 0) { /* the data's messages name the file and line */
+        fprintf(stderr, "llmfuse eval: %s\n",
+                diagnostic.message[0] ? diagnostic.message : lf_error_string(status));
+        return LF_EXIT_ERROR;
+    }
+    return LF_EXIT_OK;
+}

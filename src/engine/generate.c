@@ -1,0 +1,253 @@
+#include "engine/generate.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/transformer_file.h"
+
+int64_t lf_generate_encode_prompt(lf_tokenizer_encoder *encoder, const uint8_t *prompt,
+                                  size_t prompt_size, lf_token_array *out)
+{
+    static const struct {
+        const char *text;
+        uint32_t token;
+    } prefixes[] = {{"<R>\n", LF_TOKEN_READ}, {"<W>\n", LF_TOKEN_WRITE}};
+    size_t first = out->count;
+    const uint32_t end = LF_TOKEN_ENDOFTEXT;
+    int64_t status = lf_token_array_append(out, &end, 1);
+    for (size_t i = 0; status >= 0 && i < sizeof prefixes / sizeof *prefixes; i++)
+        if (prompt_size >= 4 && memcmp(prompt, prefixes[i].text, 4) == 0) {
+            status = lf_token_array_append(out, &prefixes[i].token, 1);
+            if (status >= 0)
+                status = lf_tokenizer_encode(encoder, (const uint8_t *)"\n", 1, out);
+            prompt += 4;
+            prompt_size -= 4;
+            break;
+        }
+    if (status >= 0)
+        status = lf_tokenizer_encode(encoder, prompt, prompt_size, out);
+    if (status < 0) {
+        out->count = first;
+        return status;
+    }
+    return (int64_t)(out->count - first);
+}
+
+/* ---- the model ---------------------------------------------------------- */
+
+struct lf_generate_model {
+    lf_gguf *file; /* mapped: the transformer's weights point into it */
+    lf_transformer *transformer;
+    lf_tokenizer *tokenizer;
+};
+
+void lf_generate_model_close(lf_generate_model *model)
+{
+    if (!model)
+        return;
+    lf_transformer_free(model->transformer);
+    lf_tokenizer_free(model->tokenizer);
+    lf_gguf_close(model->file);
+    free(model);
+}
+
+/* Loads the transformer and its tokenizer from an opened file. A tokenizer
+ * file is a GGUF file of the same architecture without tensors: say so,
+ * rather than name the first metadata key it lacks. */
+static int64_t load_parts(lf_generate_model *model, lf_diagnostic *diagnostic)
+{
+    if (lf_gguf_tensor_count(model->file) == 0)
+        return lf_fail(diagnostic, -LF_EFORMAT,
+                       "not a transformer model: the file has no tensors (a tokenizer file?)");
+    int64_t status = lf_transformer_load(model->file, &model->transformer, diagnostic);
+    if (status == 0)
+        status = lf_tokenizer_read_gguf(model->file, &model->tokenizer, diagnostic);
+    if (status == 0 &&
+        lf_tokenizer_vocab_size(model->tokenizer) != model->transformer->config.vocab_size)
+        status = lf_fail(diagnostic, -LF_EFORMAT, "the tokenizer has %u tokens, the model %u",
+                         lf_tokenizer_vocab_size(model->tokenizer),
+                         model->transformer->config.vocab_size);
+    return status;
+}
+
+int64_t lf_generate_model_open(const char *path, lf_generate_model **model,
+                               lf_diagnostic *diagnostic)
+{
+    lf_generate_model *created = calloc(1, sizeof *created);
+    if (!created)
+        return -ENOMEM;
+    int64_t status = lf_gguf_open_file(path, &created->file, diagnostic);
+    if (status == 0)
+        status = load_parts(created, diagnostic);
+    if (status < 0) {
+        lf_generate_model_close(created);
+        return status;
+    }
+    *model = created;
+    return 0;
+}
+
+const lf_transformer *lf_generate_model_transformer(const lf_generate_model *model)
+{
+    return model->transformer;
+}
+
+const lf_tokenizer *lf_generate_model_tokenizer(const lf_generate_model *model)
+{
+    return model->tokenizer;
+}
+
+/* ---- generators ----------------------------------------------------------- */
+
+struct lf_generator {
+    const lf_generate_model *model;
+    lf_generate_model *owned_model; /* lf_generator_open's */
+    uint32_t prompt_rows;
+    lf_transformer_cache *cache;
+    lf_transformer_workspace *workspace; /* prompt_rows rows */
+    lf_tokenizer_encoder *encoder;
+    lf_transformer_cache **caches; /* prompt_rows copies of cache: lf_transformer_step's rows */
+    float *logits;                 /* (prompt_rows, vocabulary) */
+    const float *last_logits;      /* the row of logits the last prediction used */
+    lf_token_array prompt, completion;
+};
+
+void lf_generator_free(lf_generator *generator)
+{
+    if (!generator)
+        return;
+    lf_transformer_cache_free(generator->cache);
+    lf_transformer_workspace_free(generator->workspace);
+    lf_tokenizer_encoder_free(generator->encoder);
+    free(generator->caches);
+    free(generator->logits);
+    lf_token_array_free(&generator->prompt);
+    lf_token_array_free(&generator->completion);
+    lf_generate_model_close(generator->owned_model);
+    free(generator);
+}
+
+int64_t lf_generator_new(const lf_generate_model *model, uint32_t prompt_rows,
+                         lf_generator **generator)
+{
+    lf_generator *created = calloc(1, sizeof *created);
+    if (!created)
+        return -ENOMEM;
+    const lf_transformer *transformer = model->transformer;
+    created->model = model;
+    created->prompt_rows = prompt_rows ? prompt_rows : LF_GENERATE_PROMPT_ROWS;
+    size_t rows = created->prompt_rows;
+    int64_t status = lf_transformer_cache_new(transformer, &created->cache);
+    if (status == 0)
+        status = lf_transformer_workspace_new(transformer, rows, &created->workspace);
+    if (status == 0)
+        status = lf_tokenizer_encoder_create(model->tokenizer, &created->encoder);
+    created->caches = malloc(rows * sizeof *created->caches);
+    created->logits = malloc(rows * transformer->config.vocab_size * sizeof *created->logits);
+    if (status == 0 && (!created->caches || !created->logits))
+        status = -ENOMEM;
+    if (status < 0) {
+        lf_generator_free(created);
+        return status;
+    }
+    for (size_t i = 0; i < rows; i++)
+        created->caches[i] = created->cache;
+    created->last_logits = created->logits;
+    *generator = created;
+    return 0;
+}
+
+int64_t lf_generator_open(const char *path, lf_generator **generator, lf_diagnostic *diagnostic)
+{
+    lf_generate_model *model = NULL;
+    int64_t status = lf_generate_model_open(path, &model, diagnostic);
+    if (status == 0)
+        status = lf_generator_new(model, 0, generator);
+    if (status < 0) {
+        lf_generate_model_close(model);
+        return status;
+    }
+    (*generator)->owned_model = model;
+    return 0;
+}
+
+/* Feeds tokens to the model, up to prompt_rows per step; last_logits ends
+ * as the prediction after the last of them. */
+static int64_t feed(lf_generator *generator, const uint32_t *tokens, size_t count)
+{
+    const lf_transformer *transformer = generator->model->transformer;
+    size_t vocabulary = transformer->config.vocab_size;
+    for (size_t at = 0; at < count;) {
+        size_t rows = count - at < generator->prompt_rows ? count - at : generator->prompt_rows;
+        int64_t status = lf_transformer_step(transformer, generator->workspace, generator->caches,
+                                             tokens + at, rows, generator->logits);
+        if (status < 0)
+            return status;
+        generator->last_logits = generator->logits + (rows - 1) * vocabulary;
+        at += rows;
+    }
+    return 0;
+}
+
+/* The most probable token; the lowest id among equals. */
+static uint32_t argmax(const float *logits, uint32_t vocabulary)
+{
+    uint32_t best = 0;
+    for (uint32_t token = 1; token < vocabulary; token++)
+        if (logits[token] > logits[best])
+            best = token;
+    return best;
+}
+
+/* Greedy decoding from the prompt's prediction into generator->completion;
+ * *ended when the model chose <|endoftext|>. */
+static int64_t decode_greedily(lf_generator *generator, uint32_t max_tokens, bool *ended)
+{
+    uint32_t vocabulary = generator->model->transformer->config.vocab_size;
+    lf_token_array *completion = &generator->completion;
+    *ended = false;
+    while (completion->count < max_tokens) {
+        uint32_t token = argmax(generator->last_logits, vocabulary);
+        if (token == LF_TOKEN_ENDOFTEXT) {
+            *ended = true;
+            break;
+        }
+        int64_t status = lf_token_array_append(completion, &token, 1);
+        if (status == 0 && completion->count < max_tokens) /* no prediction past the last */
+            status = feed(generator, &token, 1);
+        if (status < 0)
+            return status;
+    }
+    return 0;
+}
+
+int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, size_t prompt_size,
+                             uint32_t max_tokens, lf_buffer *completion, lf_generate_stats *stats)
+{
+    generator->prompt.count = 0;
+    generator->completion.count = 0;
+    lf_transformer_cache_reset(generator->cache);
+    bool ended = false;
+    int64_t status = lf_generate_encode_prompt(generator->encoder, prompt, prompt_size,
+                                               &generator->prompt);
+    if (status >= 0)
+        status = feed(generator, generator->prompt.ids, generator->prompt.count);
+    if (status >= 0)
+        status = decode_greedily(generator, max_tokens, &ended);
+    if (status >= 0) /* every id came from the model's own vocabulary */
+        status = lf_tokenizer_decode(generator->model->tokenizer, generator->completion.ids,
+                                     generator->completion.count, completion, NULL);
+    if (status < 0)
+        return status;
+    if (stats)
+        *stats = (lf_generate_stats){.prompt_tokens = generator->prompt.count,
+                                     .completion_tokens = generator->completion.count,
+                                     .ended = ended};
+    return 0;
+}
+
+const float *lf_generate_last_logits(const lf_generator *generator)
+{
+    return generator->last_logits;
+}

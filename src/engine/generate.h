@@ -1,0 +1,92 @@
+/* Completions from a fine-tuned transformer: the engine side of the
+ * model-implemented filesystem. A prompt of the dataset (docs/FORMAT.md
+ * §4.1: `<R>` or `<W>`, the operation line, `---`, the state's XML) goes in;
+ * the model's greedy continuation up to <|endoftext|> comes out (file bytes,
+ * JSON attributes, `ERROR: ENOENT`, or a write's new XML state).
+ *
+ * The prompt is tokenized exactly as fine-tuning tokenized it
+ * (lf_generate_encode_prompt is the one implementation; the trainer's
+ * lf_train_sft_encode calls it), so the model continues from the very
+ * tokens it learned to continue.
+ *
+ * A loaded model is read-only and may be shared by any number of threads;
+ * each thread makes its own generator (key/value cache, scratch, tokenizer
+ * cache). Generation is deterministic: the engine's logits are bit-exact
+ * (transformer.h), argmax ties go to the lowest id, and the prompt's rows
+ * per step never change a result. */
+#ifndef LLMFUSE_ENGINE_GENERATE_H
+#define LLMFUSE_ENGINE_GENERATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buffer.h"
+#include "common/error.h"
+#include "model/tokenizer.h"
+#include "model/transformer.h"
+
+/* Prompt tokens fed to the model per step when a generator is not told
+ * otherwise: several rows of one cache read the weights and the cache once
+ * for all of them (see lf_transformer_step). */
+#define LF_GENERATE_PROMPT_ROWS 32
+
+/* Appends a prompt's tokens to out, the part of a fine-tuning example
+ * before its completion (docs/FORMAT.md §6.2):
+ *   <|endoftext|> <R> encode("\n") encode(prompt-rest)
+ * where a prompt starting with "<R>\n" or "<W>\n" has those 4 bytes
+ * replaced by the special token and the encoding of "\n"; any other prompt
+ * is encoded whole after <|endoftext|>. Returns the tokens appended, or
+ * -ENOMEM (out then keeps its count). */
+int64_t lf_generate_encode_prompt(lf_tokenizer_encoder *encoder, const uint8_t *prompt,
+                                  size_t prompt_size, lf_token_array *out);
+
+/* A transformer with its tokenizer, loaded from a GGUF model file. */
+typedef struct lf_generate_model lf_generate_model;
+
+/* -errno for a file that cannot be read, -LF_EFORMAT (the diagnostic says
+ * why; callers name the file) for one that is not a transformer model: not
+ * GGUF, a tokenizer file, a tokenizer that does not match the model's
+ * vocabulary. */
+int64_t lf_generate_model_open(const char *path, lf_generate_model **model,
+                               lf_diagnostic *diagnostic);
+void lf_generate_model_close(lf_generate_model *model);
+const lf_transformer *lf_generate_model_transformer(const lf_generate_model *model);
+const lf_tokenizer *lf_generate_model_tokenizer(const lf_generate_model *model);
+
+/* One thread's generation state. */
+typedef struct lf_generator lf_generator;
+
+/* A generator on a loaded model, which must outlive it. prompt_rows:
+ * prompt tokens fed per step, 0 for LF_GENERATE_PROMPT_ROWS (1 feeds one
+ * token at a time: the same results, slower). */
+int64_t lf_generator_new(const lf_generate_model *model, uint32_t prompt_rows,
+                         lf_generator **generator);
+/* A generator that loads and owns its model (lf_generate_model_open's
+ * errors): for a single-threaded user such as a filesystem server. */
+int64_t lf_generator_open(const char *path, lf_generator **generator, lf_diagnostic *diagnostic);
+void lf_generator_free(lf_generator *generator);
+
+/* What one completion did. */
+typedef struct lf_generate_stats {
+    size_t prompt_tokens;     /* fed to the model, the leading <|endoftext|> included */
+    size_t completion_tokens; /* generated, the final <|endoftext|> not counted */
+    bool ended;               /* stopped at <|endoftext|>, not at max_tokens */
+} lf_generate_stats;
+
+/* Starts a fresh sequence, feeds the prompt's tokens (a prompt longer than
+ * the context slides through it, as every longer input does) and appends
+ * to completion the bytes of the greedy continuation: the most probable
+ * token each step (the lowest id among equals), until <|endoftext|> or
+ * max_tokens tokens. A special token other than <|endoftext|> is written as
+ * its name ("<W>"): the model has made a mistake, which the caller sees.
+ * stats (may be NULL) receives the token counts. Returns 0, or -ENOMEM
+ * (completion then keeps its length). */
+int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, size_t prompt_size,
+                             uint32_t max_tokens, lf_buffer *completion, lf_generate_stats *stats);
+/* The logits (the model's vocabulary size of them) the last completion
+ * chose its last token from; after max_tokens 0, those of the token after
+ * the prompt. */
+const float *lf_generate_last_logits(const lf_generator *generator);
+
+#endif

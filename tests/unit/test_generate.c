@@ -1,0 +1,402 @@
+/* Greedy completion (engine/generate.h): the prompt is the training
+ * example's prefix token for token, results never depend on the prompt's
+ * rows per step, the generator, the thread or what it completed before,
+ * and generation stops at <|endoftext|> or max_tokens.
+ *
+ * The models are small and random, with a context of 24 tokens so that
+ * every prompt here slides through it; two are rigged to make the greedy
+ * choice known: all embedding rows zero (every logit 0: ties), and all rows
+ * one vector u with <|endoftext|>'s 2u (its logit about twice the others'). */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine/generate.h"
+#include "model/transformer_file.h"
+#include "sandbox.h"
+#include "train/sft.h"
+
+enum { CONTEXT = 24 };
+
+typedef enum rigging { RANDOM, ZERO_EMBEDDING, END_FAVOURED } rigging;
+
+typedef struct fixture {
+    char *directory;
+    lf_tokenizer *tokenizer;
+    lf_generate_model *model; /* RANDOM */
+} fixture;
+
+/* (parenthesised: one element each, however many lines) */
+static const char *const prompts[] = {
+    ("<R>\nread('/etc/app.conf', size=4096, offset=0, fh=4)\n---\n<filesystem><directory "
+     "path=\"/\" name=\"/\" mode=\"755\" owner=\"root\" group=\"root\" "
+     "mtime=\"2025-01-01T00:00:00\"><file path=\"etc/app.conf\" name=\"app.conf\" mode=\"644\" "
+     "owner=\"root\" group=\"root\" mtime=\"2025-01-01T00:00:00\" size=\"10\"><body>port = "
+     "80\n</body></file></directory></filesystem>"),
+    ("<W>\nmkdir('/cache', mode=0o775)\n---\n<filesystem><directory path=\"/\" name=\"/\" "
+     "mode=\"755\" owner=\"root\" group=\"root\" mtime=\"2024-06-30T09:04:48\" /></filesystem>"),
+    "a prompt without the prefix",
+    "<R>",
+    "<X>\nnot ours",
+    "",
+};
+#define PROMPT_COUNT (sizeof prompts / sizeof *prompts)
+
+/* The vocabulary learns from prompts like the dataset's, so that the
+ * prompts here encode into merges as well as bytes. */
+static lf_tokenizer *train_tokenizer(void)
+{
+    lf_buffer corpus = {0};
+    for (int copy = 0; copy < 20; copy++)
+        for (size_t i = 0; i < PROMPT_COUNT; i++)
+            assert_int_equal(lf_buffer_append_string(&corpus, prompts[i]), 0);
+    lf_tokenizer *tokenizer;
+    assert_int_equal(lf_tokenizer_train(corpus.data, corpus.length, 330, &tokenizer, NULL), 0);
+    lf_buffer_free(&corpus);
+    return tokenizer;
+}
+
+static size_t tensor_offset(const lf_transformer_config *config, const char *name)
+{
+    size_t count = lf_transformer_tensors(config, NULL);
+    lf_transformer_tensor tensors[count];
+    lf_transformer_tensors(config, tensors);
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(tensors[i].name, name) == 0)
+            return tensors[i].offset;
+    fail_msg("no tensor %s", name);
+    return 0;
+}
+
+/* Writes a model named after its rigging into the fixture's directory and
+ * loads it. */
+static lf_generate_model *make_model(const fixture *f, rigging rig)
+{
+    lf_transformer_config config = lf_transformer_default_config(lf_tokenizer_vocab_size(f->tokenizer));
+    config.context_length = CONTEXT;
+    size_t count = lf_transformer_parameter_count(&config), d = config.embedding_size;
+    float *parameters = malloc(count * sizeof *parameters);
+    lf_transformer_init_parameters(&config, 5, parameters);
+    for (size_t i = 0; i < count; i++)
+        parameters[i] *= 2.0f; /* opinions: random init is near uniform */
+    float *embedding = parameters + tensor_offset(&config, "token_embd.weight");
+    for (size_t token = 0; rig != RANDOM && token < config.vocab_size; token++)
+        for (size_t i = 0; i < d; i++) {
+            float u = i % 3 ? 1.0f : -1.0f;
+            embedding[token * d + i] = rig == ZERO_EMBEDDING          ? 0.0f
+                                       : token == LF_TOKEN_ENDOFTEXT ? 2.0f * u
+                                                                     : u;
+        }
+    char *path;
+    assert_true(asprintf(&path, "%s/model-%d.gguf", f->directory, (int)rig) > 0);
+    lf_diagnostic diagnostic = {0};
+    if (lf_transformer_save(&config, parameters, f->tokenizer, path, &diagnostic) != 0)
+        fail_msg("save: %s", diagnostic.message);
+    lf_generate_model *model;
+    if (lf_generate_model_open(path, &model, &diagnostic) != 0)
+        fail_msg("open: %s", diagnostic.message);
+    free(parameters);
+    free(path);
+    return model;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->directory = lf_test_sandbox_create("generate");
+    f->tokenizer = train_tokenizer();
+    f->model = make_model(f, RANDOM);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    lf_generate_model_close(f->model);
+    lf_tokenizer_free(f->tokenizer);
+    lf_test_sandbox_remove(f->directory);
+    free(f->directory);
+    free(f);
+    return 0;
+}
+
+/* Completes prompt into a fresh buffer (the caller frees it). */
+static lf_buffer complete(lf_generator *generator, const char *prompt, uint32_t max_tokens,
+                          lf_generate_stats *stats)
+{
+    lf_buffer completion = {0};
+    assert_int_equal(lf_generate_complete(generator, (const uint8_t *)prompt, strlen(prompt),
+                                          max_tokens, &completion, stats),
+                     0);
+    return completion;
+}
+
+static void assert_buffers_equal(const lf_buffer *a, const lf_buffer *b)
+{
+    assert_int_equal(a->length, b->length);
+    if (a->length)
+        assert_memory_equal(a->data, b->data, a->length);
+}
+
+/* ---- the training/inference contract ---- */
+
+static void test_prompt_is_the_training_examples_prefix(void **state)
+{
+    fixture *f = *state;
+    lf_tokenizer_encoder *encoder;
+    assert_int_equal(lf_tokenizer_encoder_create(f->tokenizer, &encoder), 0);
+    static const char completion[] = "<filesystem><directory path=\"/\" /></filesystem>";
+    for (size_t i = 0; i < PROMPT_COUNT; i++) {
+        lf_token_array example = {0}, prompt = {0};
+        size_t completion_start = 0;
+        const uint8_t *text = (const uint8_t *)prompts[i];
+        assert_true(lf_train_sft_encode(encoder, text, strlen(prompts[i]),
+                                        (const uint8_t *)completion, strlen(completion), &example,
+                                        &completion_start) > 0);
+        assert_int_equal(lf_generate_encode_prompt(encoder, text, strlen(prompts[i]), &prompt),
+                         (int64_t)completion_start);
+        assert_memory_equal(prompt.ids, example.ids, completion_start * sizeof *prompt.ids);
+        /* the layout of docs/FORMAT.md §6.2 */
+        assert_int_equal(prompt.ids[0], LF_TOKEN_ENDOFTEXT);
+        bool read = i == 0, write = i == 1;
+        if (read || write) {
+            assert_int_equal(prompt.ids[1], read ? LF_TOKEN_READ : LF_TOKEN_WRITE);
+            assert_int_equal(prompt.ids[2], '\n');
+        }
+        for (size_t t = read || write ? 3 : 1; t < prompt.count; t++)
+            assert_true(prompt.ids[t] < LF_TOKEN_ENDOFTEXT || prompt.ids[t] >= LF_TOKEN_FIRST_MERGE);
+        lf_token_array_free(&example);
+        lf_token_array_free(&prompt);
+    }
+    lf_tokenizer_encoder_free(encoder);
+}
+
+/* ---- determinism ---- */
+
+typedef struct thread_job {
+    const lf_generate_model *model;
+    const char *prompt;
+    lf_buffer completion;
+} thread_job;
+
+static void *complete_on_thread(void *argument)
+{
+    thread_job *job = argument;
+    lf_generator *generator;
+    if (lf_generator_new(job->model, 0, &generator) == 0) {
+        (void)lf_generate_complete(generator, (const uint8_t *)job->prompt, strlen(job->prompt),
+                                   40, &job->completion, NULL);
+        lf_generator_free(generator);
+    }
+    return NULL;
+}
+
+static void test_generation_is_deterministic(void **state)
+{
+    fixture *f = *state;
+    lf_generator *first, *second;
+    assert_int_equal(lf_generator_new(f->model, 0, &first), 0);
+    assert_int_equal(lf_generator_new(f->model, 0, &second), 0);
+    lf_buffer once = complete(first, prompts[0], 40, NULL);
+    lf_buffer other = complete(first, prompts[1], 40, NULL);
+    lf_buffer again = complete(first, prompts[0], 40, NULL); /* after another sequence */
+    lf_buffer elsewhere = complete(second, prompts[0], 40, NULL);
+    assert_int_not_equal(once.length, 0);
+    assert_buffers_equal(&once, &again);
+    assert_buffers_equal(&once, &elsewhere);
+    /* two threads on the one model at once */
+    thread_job jobs[2] = {{f->model, prompts[0], {0}}, {f->model, prompts[0], {0}}};
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, complete_on_thread, &jobs[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(threads[i], NULL);
+        assert_buffers_equal(&once, &jobs[i].completion);
+        lf_buffer_free(&jobs[i].completion);
+    }
+    lf_buffer_free(&once), lf_buffer_free(&other), lf_buffer_free(&again);
+    lf_buffer_free(&elsewhere);
+    lf_generator_free(first);
+    lf_generator_free(second);
+}
+
+/* The reference: the prompt's tokens fed one step each on a fresh cache,
+ * then greedy decoding written out plainly. Returns the completion's
+ * tokens; *logits gets the prediction after the prompt. */
+static lf_token_array reference_completion(const lf_generate_model *model, const char *prompt,
+                                           uint32_t max_tokens, float *prompt_logits)
+{
+    const lf_transformer *transformer = lf_generate_model_transformer(model);
+    uint32_t vocabulary = transformer->config.vocab_size;
+    lf_tokenizer_encoder *encoder;
+    lf_transformer_cache *cache;
+    lf_transformer_workspace *workspace;
+    assert_int_equal(lf_tokenizer_encoder_create(lf_generate_model_tokenizer(model), &encoder), 0);
+    assert_int_equal(lf_transformer_cache_new(transformer, &cache), 0);
+    assert_int_equal(lf_transformer_workspace_new(transformer, 1, &workspace), 0);
+    lf_token_array tokens = {0}, completion = {0};
+    assert_true(lf_generate_encode_prompt(encoder, (const uint8_t *)prompt, strlen(prompt),
+                                          &tokens) > 0);
+    float *logits = malloc(vocabulary * sizeof *logits);
+    for (size_t t = 0; t < tokens.count; t++)
+        assert_int_equal(lf_transformer_step(transformer, workspace, &cache, &tokens.ids[t], 1,
+                                             logits), 0);
+    memcpy(prompt_logits, logits, vocabulary * sizeof *logits);
+    while (completion.count < max_tokens) {
+        uint32_t best = 0;
+        for (uint32_t token = 1; token < vocabulary; token++)
+            if (logits[token] > logits[best])
+                best = token;
+        if (best == LF_TOKEN_ENDOFTEXT)
+            break;
+        assert_int_equal(lf_token_array_append(&completion, &best, 1), 0);
+        assert_int_equal(lf_transformer_step(transformer, workspace, &cache, &best, 1, logits), 0);
+    }
+    free(logits);
+    lf_token_array_free(&tokens);
+    lf_transformer_workspace_free(workspace);
+    lf_transformer_cache_free(cache);
+    lf_tokenizer_encoder_free(encoder);
+    return completion;
+}
+
+static void test_prompt_rows_never_change_results(void **state)
+{
+    fixture *f = *state;
+    uint32_t vocabulary = lf_generate_model_transformer(f->model)->config.vocab_size;
+    float *expected_logits = malloc(vocabulary * sizeof *expected_logits);
+    lf_token_array expected = reference_completion(f->model, prompts[0], 30, expected_logits);
+    lf_buffer expected_bytes = {0};
+    assert_int_equal(lf_tokenizer_decode(f->tokenizer, expected.ids, expected.count,
+                                         &expected_bytes, NULL), 0);
+    static const uint32_t rows[] = {1, 5, CONTEXT, 32, 100};
+    for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
+        lf_generator *generator;
+        assert_int_equal(lf_generator_new(f->model, rows[r], &generator), 0);
+        lf_buffer nothing = complete(generator, prompts[0], 0, NULL);
+        assert_int_equal(nothing.length, 0);
+        assert_memory_equal(lf_generate_last_logits(generator), expected_logits,
+                            vocabulary * sizeof(float));
+        lf_generate_stats stats;
+        lf_buffer completion = complete(generator, prompts[0], 30, &stats);
+        assert_int_equal(stats.completion_tokens, expected.count);
+        assert_buffers_equal(&completion, &expected_bytes);
+        lf_buffer_free(&completion);
+        lf_generator_free(generator);
+    }
+    lf_buffer_free(&expected_bytes);
+    lf_token_array_free(&expected);
+    free(expected_logits);
+}
+
+/* ---- stopping ---- */
+
+static void test_stops_at_max_tokens(void **state)
+{
+    fixture *f = *state;
+    lf_generator *generator;
+    assert_int_equal(lf_generator_new(f->model, 0, &generator), 0);
+    lf_generate_stats stats;
+    lf_buffer longer = complete(generator, prompts[1], 12, &stats);
+    assert_false(stats.ended); /* this random model never chooses <|endoftext|> this early */
+    assert_int_equal(stats.completion_tokens, 12);
+    assert_true(longer.length >= 12);
+    lf_buffer completion = {0};
+    assert_int_equal(lf_buffer_append_string(&completion, "kept:"), 0);
+    assert_int_equal(lf_generate_complete(generator, (const uint8_t *)prompts[1],
+                                          strlen(prompts[1]), 7, &completion, &stats), 0);
+    assert_int_equal(stats.completion_tokens, 7);
+    assert_memory_equal(completion.data, "kept:", 5);
+    /* a prefix of the longer completion: a limit only cuts */
+    assert_true(completion.length - 5 < longer.length);
+    assert_memory_equal(completion.data + 5, longer.data, completion.length - 5);
+    lf_buffer none = complete(generator, prompts[1], 0, &stats);
+    assert_int_equal(none.length, 0);
+    assert_int_equal(stats.completion_tokens, 0);
+    assert_false(stats.ended);
+    assert_true(stats.prompt_tokens > CONTEXT); /* the prompt slid through the context */
+    lf_buffer_free(&longer), lf_buffer_free(&completion), lf_buffer_free(&none);
+    lf_generator_free(generator);
+}
+
+static void test_stops_at_end_of_text(void **state)
+{
+    fixture *f = *state;
+    lf_generate_model *model = make_model(f, END_FAVOURED);
+    lf_generator *generator;
+    assert_int_equal(lf_generator_new(model, 0, &generator), 0);
+    lf_generate_stats stats;
+    lf_buffer completion = complete(generator, prompts[0], 50, &stats);
+    assert_true(stats.ended);
+    assert_int_equal(stats.completion_tokens, 0);
+    assert_int_equal(completion.length, 0);
+    lf_buffer_free(&completion);
+    lf_generator_free(generator);
+    lf_generate_model_close(model);
+}
+
+static void test_ties_go_to_the_lowest_id(void **state)
+{
+    fixture *f = *state;
+    lf_generate_model *model = make_model(f, ZERO_EMBEDDING);
+    lf_generator *generator;
+    assert_int_equal(lf_generator_new(model, 0, &generator), 0);
+    lf_generate_stats stats;
+    lf_buffer completion = complete(generator, prompts[1], 9, &stats);
+    static const uint8_t zeros[9] = {0}; /* every logit 0: token 0, the byte 0 */
+    assert_int_equal(completion.length, 9);
+    assert_memory_equal(completion.data, zeros, 9);
+    assert_false(stats.ended);
+    lf_buffer_free(&completion);
+    lf_generator_free(generator);
+    lf_generate_model_close(model);
+}
+
+/* ---- opening ---- */
+
+static void test_open_errors_and_owned_model(void **state)
+{
+    fixture *f = *state;
+    char *tokenizer_path, *missing, *model_path;
+    assert_true(asprintf(&tokenizer_path, "%s/tokenizer.gguf", f->directory) > 0);
+    assert_true(asprintf(&missing, "%s/missing.gguf", f->directory) > 0);
+    assert_true(asprintf(&model_path, "%s/model-%d.gguf", f->directory, (int)RANDOM) > 0);
+    assert_int_equal(lf_tokenizer_save(f->tokenizer, tokenizer_path, NULL), 0);
+    lf_diagnostic diagnostic = {0};
+    lf_generate_model *model = NULL;
+    assert_int_equal(lf_generate_model_open(tokenizer_path, &model, &diagnostic), -LF_EFORMAT);
+    assert_non_null(strstr(diagnostic.message, "not a transformer model"));
+    assert_int_equal(lf_generate_model_open(missing, &model, NULL), -ENOENT);
+    /* a generator owning its model answers as one sharing it */
+    lf_generator *owning, *sharing;
+    assert_int_equal(lf_generator_open(model_path, &owning, NULL), 0);
+    assert_int_equal(lf_generator_new(f->model, 0, &sharing), 0);
+    lf_buffer a = complete(owning, prompts[1], 20, NULL), b = complete(sharing, prompts[1], 20, NULL);
+    assert_buffers_equal(&a, &b);
+    lf_buffer_free(&a), lf_buffer_free(&b);
+    lf_generator_free(owning);
+    lf_generator_free(sharing);
+    free(tokenizer_path), free(missing), free(model_path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prompt_is_the_training_examples_prefix),
+        cmocka_unit_test(test_generation_is_deterministic),
+        cmocka_unit_test(test_prompt_rows_never_change_results),
+        cmocka_unit_test(test_stops_at_max_tokens),
+        cmocka_unit_test(test_stops_at_end_of_text),
+        cmocka_unit_test(test_ties_go_to_the_lowest_id),
+        cmocka_unit_test(test_open_errors_and_owned_model),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
