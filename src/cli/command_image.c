@@ -17,6 +17,7 @@
 #include "common/file.h"
 #include "fs/materialize.h"
 #include "fs/scan.h"
+#include "fuse/engine_fs.h"
 #include "fuse/image_fs.h"
 #include "image/image.h"
 
@@ -28,9 +29,11 @@ typedef struct image_options {
     lf_buffer mount_options;
     uint64_t cache_megabytes;
     unsigned commit_interval;
+    const char *engine, *state; /* mount --engine=KIND [--state FILE] */
+    bool verify;
 } image_options;
 
-enum { OPTION_THREADS = 256, OPTION_CACHE, OPTION_COMMIT };
+enum { OPTION_THREADS = 256, OPTION_CACHE, OPTION_COMMIT, OPTION_ENGINE, OPTION_STATE, OPTION_VERIFY };
 
 static const struct option long_options[] = {
     {"model", required_argument, NULL, 'm'},
@@ -40,6 +43,9 @@ static const struct option long_options[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"cache-size", required_argument, NULL, OPTION_CACHE},
     {"commit-interval", required_argument, NULL, OPTION_COMMIT},
+    {"engine", required_argument, NULL, OPTION_ENGINE},
+    {"state", required_argument, NULL, OPTION_STATE},
+    {"verify", no_argument, NULL, OPTION_VERIFY},
     {"help", no_argument, NULL, 'h'},
     {0},
 };
@@ -100,6 +106,15 @@ static int parse_options(int argc, char **argv, const char *usage, image_options
                 options->cache_megabytes = number;
             else
                 options->commit_interval = (unsigned)number;
+            break;
+        case OPTION_ENGINE:
+            options->engine = optarg;
+            break;
+        case OPTION_STATE:
+            options->state = optarg;
+            break;
+        case OPTION_VERIFY:
+            options->verify = true;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -217,6 +232,8 @@ static int command_mkfs(int argc, char **argv)
 static const char mount_usage[] =
     "usage: llmfuse mount IMAGE MNT [-f] [-o OPTIONS] [-m MODEL] [--cache-size MB]\n"
     "                     [--commit-interval S]\n"
+    "       llmfuse mount --engine=model|exact [-m MODEL] [--state FILE] [--verify]\n"
+    "                     [-f] [-o OPTIONS] MNT\n"
     "Mounts a compressed filesystem image read-write.  Files are decoded on first\n"
     "access; changes are written back to IMAGE (a new image beside it, renamed over\n"
     "it) on fsync, every commit interval and at unmount.  Unmount with\n"
@@ -226,7 +243,32 @@ static const char mount_usage[] =
     "  -o OPTIONS              libfuse mount options (ro, allow_other, ...)\n"
     "  -m, --model MODEL       the image's model, when it is not built in\n"
     "  --cache-size MB         decoded contents kept in memory (default 256)\n"
-    "  --commit-interval S     seconds between commits, 0 for none (default 30)\n";
+    "  --commit-interval S     seconds between commits, 0 for none (default 30)\n"
+    "With --engine, the filesystem is implemented by the model (a GGUF file, -m;\n"
+    "default models/fs.gguf when built in): every operation is a prompt, every answer\n"
+    "validated; --engine=exact answers with the simulator's exact results instead.\n"
+    "  --state FILE            load the state (XML, or LM-compressed when it ends in\n"
+    "                          .llmz) and save it at fsync and unmount\n"
+    "  --verify                compute the exact answers too and report divergences\n";
+
+static int mount_engine(const image_options *options, const char *mountpoint)
+{
+    lf_engine_fs_config config = {
+        .kind = strcmp(options->engine, "exact") == 0 ? LF_ENGINE_EXACT : LF_ENGINE_MODEL,
+        .model_path = options->model,
+        .state_path = options->state,
+        .verify = options->verify,
+        .mount_options = options->mount_options.length ? (const char *)options->mount_options.data : NULL,
+        .foreground = options->foreground,
+    };
+    if (strcmp(options->engine, "exact") != 0 && strcmp(options->engine, "model") != 0) {
+        fprintf(stderr, "llmfuse mount: --engine takes 'model' or 'exact', not '%s'\n", options->engine);
+        return LF_EXIT_ERROR;
+    }
+    lf_diagnostic diagnostic = {0};
+    int64_t status = lf_engine_fs_serve(&config, mountpoint, &diagnostic);
+    return status < 0 ? failed("mount", &diagnostic, status) : LF_EXIT_OK;
+}
 
 static int command_mount(int argc, char **argv)
 {
@@ -235,10 +277,17 @@ static int command_mount(int argc, char **argv)
     int first = parse_options(argc, argv, mount_usage, &options, &exit_status);
     if (first < 0)
         return exit_status;
-    if (argc - first != 2) {
+    if (options.mount_options.length)
+        lf_buffer_string(&options.mount_options); /* NUL-terminated */
+    if (argc - first != (options.engine ? 1 : 2)) {
         fputs(mount_usage, stderr);
         lf_buffer_free(&options.mount_options);
         return LF_EXIT_ERROR;
+    }
+    if (options.engine) {
+        exit_status = mount_engine(&options, argv[first]);
+        lf_buffer_free(&options.mount_options);
+        return exit_status;
     }
     lf_image_fs_config config = {
         .image_path = argv[first],

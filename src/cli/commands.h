@@ -11,6 +11,7 @@ int lf_command_model(int argc, char **argv);
 int lf_command_loopback(int argc, char **argv);
 int lf_command_gen(int argc, char **argv);
 int lf_command_train(int argc, char **argv);
+int lf_command_eval(int argc, char **argv);
 int lf_command_mkfs(int argc, char **argv);
 int lf_command_mount(int argc, char **argv);
 int lf_command_unpack(int argc, char **argv);

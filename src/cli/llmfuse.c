@@ -15,6 +15,7 @@ static const struct {
     {"loopback", lf_command_loopback, "mount a passthrough of a directory that logs every operation"},
     {"gen", lf_command_gen, "generate the training dataset with the filesystem simulator"},
     {"train", lf_command_train, "tokenize a corpus, train or fine-tune a transformer, resume a run"},
+    {"eval", lf_command_eval, "complete a dataset's prompts with a model and score the answers"},
     {"mkfs", lf_command_mkfs, "pack a directory into a compressed filesystem image"},
     {"mount", lf_command_mount, "mount a compressed filesystem image read-write"},
     {"unpack", lf_command_unpack, "restore an image's tree as a directory"},

@@ -1,0 +1,752 @@
+/* The engine filesystem (engine_fs.h): FUSE operations as prompts, model
+ * completions as answers, each validated before the state changes.  One
+ * thread serves requests: the model is the bottleneck, and the state is
+ * one document that every write replaces. */
+#define FUSE_USE_VERSION 31
+
+#include "fuse/engine_fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "codec/llmz.h"
+#include "common/file.h"
+#include "engine/generate.h"
+#include "fs/tree.h"
+#include "fs/xml.h"
+#include "model/model.h"
+#include "sim/oplines.h"
+
+/* The dataset's reads ask for 4096 bytes; bigger kernel reads are split. */
+enum { READ_SIZE = 4096, MAX_COMPLETION_TOKENS = 2048 };
+
+static const char empty_state[] =
+    "<filesystem><directory path=\"/\" name=\"/\" mode=\"755\" owner=\"root\" group=\"root\" "
+    "mtime=\"2025-01-01T00:00:00\" /></filesystem>";
+
+typedef struct engine_fs {
+    const lf_engine_fs_config *config;
+    char *state_path; /* absolute, or NULL */
+    lf_generator *generator; /* LF_ENGINE_MODEL */
+    lf_model *codec_model;   /* for .llmz states */
+    lf_buffer state;         /* the canonical XML */
+    lf_tree *tree;           /* the same, parsed: getattr's answers */
+    uint64_t operations, invalid, divergences;
+} engine_fs;
+
+static engine_fs *current(void) { return fuse_get_context()->private_data; }
+
+static void say(const engine_fs *self, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void say(const engine_fs *self, const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    if (self->config->foreground) {
+        fputs("llmfuse engine: ", stderr);
+        vfprintf(stderr, format, arguments);
+        fputc('\n', stderr);
+    } else {
+        vsyslog(LOG_WARNING, format, arguments);
+    }
+    va_end(arguments);
+}
+
+/* ---------------------------------------------------------------- */
+/* Asking the model                                                  */
+
+/* The prompt of an operation on the current state (docs/FORMAT.md §4.1). */
+static int64_t format_prompt(const engine_fs *self, const lf_sim_operation *operation, lf_buffer *prompt)
+{
+    lf_buffer line = {0};
+    int64_t status = lf_sim_opline_format(operation, &line);
+    if (status == 0)
+        status = lf_buffer_printf(prompt, "<%c>\n%s\n---\n", lf_sim_op_is_read(operation->op) ? 'R' : 'W',
+                                  lf_buffer_string(&line));
+    if (status == 0)
+        status = lf_buffer_append(prompt, self->state.data, self->state.length);
+    lf_buffer_free(&line);
+    return status;
+}
+
+/* The completion for an operation: the model's, or the exact one.  With
+ * --verify, the model's is compared with the exact one. */
+static int64_t ask(engine_fs *self, const lf_sim_operation *operation, lf_buffer *completion)
+{
+    self->operations++;
+    int64_t result = 0, status = 0;
+    lf_buffer exact = {0};
+    if (self->config->kind == LF_ENGINE_EXACT || self->config->verify)
+        status = lf_sim_exact_completion(self->state.data, self->state.length, operation, &exact,
+                                         &result, NULL);
+    if (status < 0) {
+        lf_buffer_free(&exact);
+        return status;
+    }
+    if (self->config->kind == LF_ENGINE_EXACT) {
+        *completion = exact;
+        return 0;
+    }
+    lf_buffer prompt = {0};
+    status = format_prompt(self, operation, &prompt);
+    if (status == 0)
+        status = lf_generate_complete(self->generator, prompt.data, prompt.length,
+                                      MAX_COMPLETION_TOKENS, completion, NULL);
+    if (status == 0 && self->config->verify &&
+        (completion->length != exact.length || memcmp(completion->data, exact.data, exact.length))) {
+        self->divergences++;
+        lf_buffer line = {0};
+        lf_sim_opline_format(operation, &line);
+        say(self, "verify: divergence at %s: the model answered '%.*s', the exact answer is '%.*s'",
+            lf_buffer_string(&line), (int)completion->length, (const char *)completion->data,
+            (int)exact.length, (const char *)exact.data);
+        lf_buffer_free(&line);
+    }
+    lf_buffer_free(&prompt);
+    lf_buffer_free(&exact);
+    return status;
+}
+
+static int invalid_answer(engine_fs *self, const lf_sim_operation *operation,
+                          const lf_buffer *completion, const char *why)
+{
+    self->invalid++;
+    lf_buffer line = {0};
+    lf_sim_opline_format(operation, &line);
+    say(self, "invalid answer to %s (%s): '%.*s'", lf_buffer_string(&line), why,
+        (int)completion->length, (const char *)completion->data);
+    lf_buffer_free(&line);
+    return -EIO;
+}
+
+/* "ERROR: ENOENT" -> -ENOENT; 0 when the completion is not an error, 1 for
+ * an error name that is not one. */
+static int error_of(const lf_buffer *completion)
+{
+    static const char prefix[] = "ERROR: ";
+    if (completion->length < sizeof prefix - 1 || memcmp(completion->data, prefix, sizeof prefix - 1))
+        return 0;
+    size_t length = completion->length - (sizeof prefix - 1);
+    const char *name = (const char *)completion->data + sizeof prefix - 1;
+    for (int code = 1; code < 134; code++) {
+        const char *known = lf_error_name(-code);
+        if (strlen(known) == length && memcmp(known, name, length) == 0)
+            return -code;
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- */
+/* Validating a new state                                            */
+
+typedef struct path_list {
+    char **paths;
+    size_t count, capacity;
+} path_list;
+
+static int add_path(path_list *list, const char *path)
+{
+    if (list->count == list->capacity) {
+        size_t capacity = list->capacity ? 2 * list->capacity : 8;
+        char **paths = realloc(list->paths, capacity * sizeof *paths);
+        if (!paths)
+            return -ENOMEM;
+        list->paths = paths;
+        list->capacity = capacity;
+    }
+    if (!(list->paths[list->count] = strdup(path)))
+        return -ENOMEM;
+    list->count++;
+    return 0;
+}
+
+static void path_list_free(path_list *list)
+{
+    for (size_t i = 0; i < list->count; i++)
+        free(list->paths[i]);
+    free(list->paths);
+}
+
+static bool same_node(const lf_node *a, const lf_node *b)
+{
+    lf_node_info x, y;
+    lf_node_get_info(a, &x);
+    lf_node_get_info(b, &y);
+    if (x.type != y.type || x.permissions != y.permissions || x.uid != y.uid || x.gid != y.gid ||
+        strcmp(x.owner, y.owner) || strcmp(x.group, y.group) || x.mtime.tv_sec != y.mtime.tv_sec ||
+        x.size != y.size)
+        return false;
+    if (x.type == LF_NODE_SYMLINK)
+        return strcmp(x.symlink_target, y.symlink_target) == 0;
+    if (x.type != LF_NODE_FILE || x.size == 0)
+        return true;
+    uint8_t *first = malloc((size_t)x.size), *second = malloc((size_t)x.size);
+    bool same = first && second && lf_node_read(a, first, (size_t)x.size, 0) == (int64_t)x.size &&
+                lf_node_read(b, second, (size_t)x.size, 0) == (int64_t)x.size &&
+                memcmp(first, second, (size_t)x.size) == 0;
+    free(first);
+    free(second);
+    return same;
+}
+
+/* Adds to changed the paths where the two directories' subtrees differ:
+ * a name on one side only, or a node whose attributes or content differ. */
+static int compare_directories(const lf_node *old, const lf_node *new, const char *path,
+                               path_list *changed)
+{
+    size_t i = 0, j = 0, old_count = lf_node_child_count(old), new_count = lf_node_child_count(new);
+    int status = 0;
+    while (status == 0 && (i < old_count || j < new_count)) {
+        const char *old_name = NULL, *new_name = NULL;
+        const lf_node *old_child = i < old_count ? lf_node_child(old, i, &old_name) : NULL;
+        const lf_node *new_child = j < new_count ? lf_node_child(new, j, &new_name) : NULL;
+        int order = !old_child ? 1 : !new_child ? -1 : strcmp(old_name, new_name);
+        lf_buffer child_path = {0};
+        if (lf_buffer_printf(&child_path, "%s/%s", strcmp(path, "/") ? path : "",
+                             order <= 0 ? old_name : new_name) < 0)
+            return -ENOMEM;
+        if (order != 0 || !same_node(old_child, new_child))
+            status = add_path(changed, lf_buffer_string(&child_path));
+        lf_node_info old_info, new_info;
+        if (status == 0 && order == 0) {
+            lf_node_get_info(old_child, &old_info);
+            lf_node_get_info(new_child, &new_info);
+            if (old_info.type == LF_NODE_DIRECTORY && new_info.type == LF_NODE_DIRECTORY)
+                status = compare_directories(old_child, new_child, lf_buffer_string(&child_path), changed);
+        }
+        i += order <= 0;
+        j += order >= 0;
+        lf_buffer_free(&child_path);
+    }
+    return status;
+}
+
+static bool is_within(const char *path, const char *top)
+{
+    size_t length = strlen(top);
+    return strncmp(path, top, length) == 0 && (path[length] == '\0' || path[length] == '/');
+}
+
+static bool is_parent(const char *path, const char *child)
+{
+    const char *slash = strrchr(child, '/');
+    if (!slash)
+        return false;
+    size_t length = slash == child ? 1 : (size_t)(slash - child);
+    return strlen(path) == length && strncmp(path, child, length) == 0;
+}
+
+/* A change is allowed at the operation's path and what lies below it, at
+ * a rename's new path and below, and at their parent directories (whose
+ * times an operation moves). */
+static bool change_allowed(const lf_sim_operation *operation, const char *path)
+{
+    bool two_paths = operation->op == LF_SIM_RENAME;
+    return is_within(path, operation->path) || is_parent(path, operation->path) ||
+           (two_paths && (is_within(path, operation->other) || is_parent(path, operation->other)));
+}
+
+/* Parses and checks a new state; on success it replaces the current one. */
+static int adopt_state(engine_fs *self, const lf_sim_operation *operation, const lf_buffer *completion)
+{
+    lf_tree *tree = NULL;
+    lf_diagnostic diagnostic = {0};
+    if (lf_xml_parse(completion->data, completion->length, 0, &tree, &diagnostic) < 0)
+        return invalid_answer(self, operation, completion, diagnostic.message);
+    lf_buffer canonical = {0};
+    path_list changed = {0};
+    int status = lf_xml_write(tree, 0, &canonical, NULL) < 0 ? -ENOMEM : 0;
+    lf_node *old_root = lf_tree_root(self->tree), *new_root = lf_tree_root(tree);
+    if (status == 0 && (!new_root || !same_node(old_root, new_root)))
+        status = add_path(&changed, "/");
+    if (status == 0 && new_root)
+        status = compare_directories(old_root, new_root, "/", &changed);
+    for (size_t i = 0; status == 0 && i < changed.count; i++)
+        if (!change_allowed(operation, changed.paths[i])) {
+            char why[160];
+            snprintf(why, sizeof why, "the state changed at '%.100s', which the operation does not name",
+                     changed.paths[i]);
+            status = invalid_answer(self, operation, completion, why);
+        }
+    if (status == 0) {
+        lf_tree_free(self->tree);
+        self->tree = tree;
+        tree = NULL;
+        lf_buffer_free(&self->state);
+        self->state = canonical;
+        canonical = (lf_buffer){0};
+    }
+    path_list_free(&changed);
+    lf_buffer_free(&canonical);
+    lf_tree_free(tree);
+    return status;
+}
+
+/* Runs a write-kind operation: an error, or a new state. */
+static int run_change(lf_sim_operation *operation)
+{
+    engine_fs *self = current();
+    lf_buffer completion = {0};
+    int64_t status = ask(self, operation, &completion);
+    int error = status < 0 ? (int)status : error_of(&completion);
+    if (error == 1)
+        error = invalid_answer(self, operation, &completion, "not an errno name");
+    else if (error == 0)
+        error = adopt_state(self, operation, &completion);
+    lf_buffer_free(&completion);
+    lf_sim_operation_free(operation);
+    return error;
+}
+
+/* Runs a read-kind operation: the completion, or an error. */
+static int run_read(lf_sim_operation *operation, lf_buffer *completion)
+{
+    engine_fs *self = current();
+    int64_t status = ask(self, operation, completion);
+    int error = status < 0 ? (int)status : error_of(completion);
+    if (error == 1)
+        error = invalid_answer(self, operation, completion, "not an errno name");
+    return error;
+}
+
+static int set_path(lf_sim_operation *operation, char *field, const char *path)
+{
+    if (strlen(path) >= LF_SIM_PATH_MAX)
+        return -ENAMETOOLONG;
+    strcpy(field, path);
+    (void)operation;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* Operations                                                        */
+
+static int engine_getattr(const char *path, struct stat *attributes, struct fuse_file_info *file)
+{
+    (void)file;
+    int64_t status = lf_tree_getattr(current()->tree, path, attributes);
+    return status < 0 ? (int)status : 0;
+}
+
+static int engine_readdir(const char *path, void *buffer, fuse_fill_dir_t fill, off_t offset,
+                          struct fuse_file_info *file, enum fuse_readdir_flags flags)
+{
+    (void)offset;
+    (void)file;
+    (void)flags;
+    lf_sim_operation operation = {.op = LF_SIM_READDIR};
+    lf_buffer completion = {0};
+    int status = set_path(&operation, operation.path, path);
+    if (status == 0)
+        status = run_read(&operation, &completion);
+    json_t *names = status == 0 ? json_loadb((const char *)completion.data, completion.length, 0, NULL) : NULL;
+    if (status == 0 && !json_is_array(names))
+        status = invalid_answer(current(), &operation, &completion, "not a JSON list of names");
+    size_t index;
+    json_t *name;
+    json_array_foreach(status == 0 ? names : NULL, index, name) {
+        if (!json_is_string(name)) {
+            status = invalid_answer(current(), &operation, &completion, "a name is not a string");
+            break;
+        }
+    }
+    json_array_foreach(status == 0 ? names : NULL, index, name) {
+        struct stat attributes = {0};
+        lf_buffer child = {0};
+        if (lf_buffer_printf(&child, "%s/%s", strcmp(path, "/") ? path : "", json_string_value(name)) == 0)
+            lf_tree_getattr(current()->tree, lf_buffer_string(&child), &attributes);
+        lf_buffer_free(&child);
+        if (fill(buffer, json_string_value(name), &attributes, 0, 0))
+            break;
+    }
+    json_decref(names);
+    lf_buffer_free(&completion);
+    lf_sim_operation_free(&operation);
+    return status;
+}
+
+static int engine_truncate(const char *path, off_t length, struct fuse_file_info *file);
+
+static int engine_open(const char *path, struct fuse_file_info *file)
+{
+    struct stat attributes;
+    int64_t status = lf_tree_getattr(current()->tree, path, &attributes);
+    if (status < 0)
+        return (int)status;
+    if (S_ISDIR(attributes.st_mode))
+        return -EISDIR;
+    /* with atomic O_TRUNC (libfuse asks for it) the kernel sends no
+     * truncate of its own: it is the filesystem's */
+    if ((file->flags & O_TRUNC) && attributes.st_size > 0)
+        return engine_truncate(path, 0, file);
+    return 0;
+}
+
+static int engine_read(const char *path, char *buffer, size_t size, off_t offset,
+                       struct fuse_file_info *file)
+{
+    (void)file;
+    size_t done = 0;
+    while (done < size) {
+        lf_sim_operation operation = {.op = LF_SIM_READ, .size = READ_SIZE,
+                                      .offset = (uint64_t)offset + done};
+        lf_buffer completion = {0};
+        int status = set_path(&operation, operation.path, path);
+        if (status == 0)
+            status = run_read(&operation, &completion);
+        if (status == 0 && completion.length > READ_SIZE)
+            status = invalid_answer(current(), &operation, &completion, "more bytes than asked for");
+        size_t length = completion.length < size - done ? completion.length : size - done;
+        if (status == 0)
+            memcpy(buffer + done, completion.data, length);
+        bool short_read = completion.length < READ_SIZE;
+        lf_buffer_free(&completion);
+        lf_sim_operation_free(&operation);
+        if (status < 0)
+            return done ? (int)done : status;
+        done += length;
+        if (short_read)
+            break;
+    }
+    return (int)done;
+}
+
+static int engine_readlink(const char *path, char *buffer, size_t size)
+{
+    lf_sim_operation operation = {.op = LF_SIM_READLINK};
+    lf_buffer completion = {0};
+    int status = set_path(&operation, operation.path, path);
+    if (status == 0)
+        status = run_read(&operation, &completion);
+    if (status == 0 && size > 0) {
+        size_t length = completion.length < size - 1 ? completion.length : size - 1;
+        memcpy(buffer, completion.data, length);
+        buffer[length] = '\0';
+    }
+    lf_buffer_free(&completion);
+    lf_sim_operation_free(&operation);
+    return status;
+}
+
+static int engine_write(const char *path, const char *data, size_t size, off_t offset,
+                        struct fuse_file_info *file)
+{
+    (void)file;
+    lf_sim_operation operation = {.op = LF_SIM_WRITE, .offset = (uint64_t)offset};
+    int status = set_path(&operation, operation.path, path);
+    if (status == 0 && lf_buffer_append(&operation.data, data, size) < 0)
+        status = -ENOMEM;
+    if (status == 0)
+        status = run_change(&operation);
+    lf_sim_operation_free(&operation);
+    return status < 0 ? status : (int)size;
+}
+
+static int engine_create(const char *path, mode_t mode, struct fuse_file_info *file)
+{
+    (void)file;
+    lf_sim_operation operation = {.op = LF_SIM_CREATE, .mode = S_IFREG | (mode & 07777)};
+    int status = set_path(&operation, operation.path, path);
+    return status < 0 ? status : run_change(&operation);
+}
+
+static int engine_mkdir(const char *path, mode_t mode)
+{
+    lf_sim_operation operation = {.op = LF_SIM_MKDIR, .mode = mode & 07777};
+    int status = set_path(&operation, operation.path, path);
+    return status < 0 ? status : run_change(&operation);
+}
+
+static int engine_unlink(const char *path)
+{
+    lf_sim_operation operation = {.op = LF_SIM_UNLINK};
+    int status = set_path(&operation, operation.path, path);
+    return status < 0 ? status : run_change(&operation);
+}
+
+static int engine_rmdir(const char *path)
+{
+    lf_sim_operation operation = {.op = LF_SIM_RMDIR};
+    int status = set_path(&operation, operation.path, path);
+    return status < 0 ? status : run_change(&operation);
+}
+
+static int engine_rename(const char *from, const char *to, unsigned int flags)
+{
+    if (flags & ~(unsigned)RENAME_NOREPLACE)
+        return -EINVAL;
+    lf_sim_operation operation = {.op = LF_SIM_RENAME, .flags = flags};
+    int status = set_path(&operation, operation.path, from);
+    if (status == 0)
+        status = set_path(&operation, operation.other, to);
+    return status < 0 ? status : run_change(&operation);
+}
+
+static int engine_chmod(const char *path, mode_t mode, struct fuse_file_info *file)
+{
+    (void)file;
+    /* the kernel passes the mode with the changed inode's file type, as
+     * the dataset's lines carry it */
+    lf_sim_operation operation = {.op = LF_SIM_CHMOD, .mode = mode};
+    int status = set_path(&operation, operation.path, path);
+    return status < 0 ? status : run_change(&operation);
+}
+
+static int engine_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *file)
+{
+    (void)file;
+    lf_sim_operation operation = {.op = LF_SIM_CHOWN, .uid = uid, .gid = gid};
+    int status = set_path(&operation, operation.path, path);
+    return status < 0 ? status : run_change(&operation);
+}
+
+static int engine_truncate(const char *path, off_t length, struct fuse_file_info *file)
+{
+    (void)file;
+    lf_sim_operation operation = {.op = LF_SIM_TRUNCATE, .length = length};
+    int status = set_path(&operation, operation.path, path);
+    return status < 0 ? status : run_change(&operation);
+}
+
+static int engine_symlink(const char *target, const char *path)
+{
+    lf_sim_operation operation = {.op = LF_SIM_SYMLINK};
+    int status = set_path(&operation, operation.path, path);
+    if (status == 0)
+        status = set_path(&operation, operation.other, target);
+    return status < 0 ? status : run_change(&operation);
+}
+
+static int engine_utimens(const char *path, const struct timespec times[2],
+                          struct fuse_file_info *file)
+{
+    (void)file;
+    lf_sim_operation operation = {.op = LF_SIM_UTIMENS};
+    operation.times_now = !times || (times[0].tv_nsec == UTIME_NOW && times[1].tv_nsec == UTIME_NOW);
+    for (int i = 0; times && i < 2; i++) {
+        operation.times[i] = times[i];
+        /* the dataset's times are whole seconds */
+        if (times[i].tv_nsec != UTIME_NOW && times[i].tv_nsec != UTIME_OMIT)
+            operation.times[i].tv_nsec = 0;
+    }
+    int status = set_path(&operation, operation.path, path);
+    return status < 0 ? status : run_change(&operation);
+}
+
+/* The state cannot show that two names share a file. */
+static int engine_link(const char *existing, const char *path)
+{
+    (void)existing;
+    (void)path;
+    return -EPERM;
+}
+
+static int engine_statfs(const char *path, struct statvfs *out)
+{
+    (void)path;
+    int64_t status = lf_tree_statfs(current()->tree, out);
+    return status < 0 ? (int)status : 0;
+}
+
+static int save_state(engine_fs *self);
+
+static int engine_fsync(const char *path, int datasync, struct fuse_file_info *file)
+{
+    (void)path;
+    (void)datasync;
+    (void)file;
+    return save_state(current());
+}
+
+static void *engine_init(struct fuse_conn_info *connection, struct fuse_config *config)
+{
+    (void)connection;
+    /* every answer may change any attribute: the kernel must ask */
+    config->attr_timeout = 0;
+    config->entry_timeout = 0;
+    config->negative_timeout = 0;
+    return current();
+}
+
+static const struct fuse_operations operations = {
+    .init = engine_init,
+    .getattr = engine_getattr,
+    .readdir = engine_readdir,
+    .open = engine_open,
+    .read = engine_read,
+    .readlink = engine_readlink,
+    .write = engine_write,
+    .create = engine_create,
+    .mkdir = engine_mkdir,
+    .unlink = engine_unlink,
+    .rmdir = engine_rmdir,
+    .rename = engine_rename,
+    .chmod = engine_chmod,
+    .chown = engine_chown,
+    .truncate = engine_truncate,
+    .symlink = engine_symlink,
+    .utimens = engine_utimens,
+    .link = engine_link,
+    .statfs = engine_statfs,
+    .fsync = engine_fsync,
+};
+
+/* ---------------------------------------------------------------- */
+/* The state file                                                    */
+
+static bool is_compressed(const char *path)
+{
+    size_t length = strlen(path);
+    return length > 5 && strcmp(path + length - 5, ".llmz") == 0;
+}
+
+static int64_t load_state(engine_fs *self, lf_diagnostic *diagnostic)
+{
+    lf_buffer document = {0};
+    int64_t status = 0;
+    struct stat existing;
+    if (!self->state_path || stat(self->state_path, &existing) != 0) {
+        status = lf_buffer_append_string(&document, empty_state);
+    } else {
+        lf_buffer file = {0};
+        status = lf_file_read_all(self->state_path, &file, diagnostic);
+        if (status == 0 && is_compressed(self->state_path)) {
+            lf_llmz_options options = {.model = self->codec_model};
+            status = lf_llmz_decompress(file.data, file.length, &options, &document, diagnostic);
+        } else if (status == 0) {
+            document = file;
+            file = (lf_buffer){0};
+        }
+        lf_buffer_free(&file);
+    }
+    if (status == 0)
+        status = lf_xml_parse(document.data, document.length, 0, &self->tree, diagnostic);
+    if (status == 0 && !lf_tree_root(self->tree))
+        status = lf_fail(diagnostic, -LF_EFORMAT, "the state has no root directory");
+    if (status == 0 && (status = lf_xml_write(self->tree, 0, &self->state, diagnostic)) > 0)
+        status = 0;
+    lf_buffer_free(&document);
+    if (status < 0 && self->state_path)
+        lf_fail(diagnostic, status, "%s: %s", self->state_path, lf_error_string(status));
+    return status;
+}
+
+static int save_state(engine_fs *self)
+{
+    if (!self->state_path)
+        return 0;
+    lf_buffer bytes = {0};
+    lf_diagnostic diagnostic = {0};
+    int64_t status = 0;
+    if (is_compressed(self->state_path)) {
+        lf_llmz_options options = {.model = self->codec_model};
+        status = lf_llmz_compress(self->state.data, self->state.length, &options, &bytes, &diagnostic);
+    } else {
+        status = lf_buffer_append(&bytes, self->state.data, self->state.length);
+    }
+    if (status == 0)
+        status = lf_file_write_atomic(self->state_path, bytes.data, bytes.length, &diagnostic);
+    if (status < 0)
+        say(self, "cannot save the state: %s", diagnostic.message[0] ? diagnostic.message
+                                                                      : lf_error_string(status));
+    lf_buffer_free(&bytes);
+    return status < 0 ? -EIO : 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* Mounting                                                          */
+
+static void close_engine(engine_fs *self)
+{
+    lf_generator_free(self->generator);
+    lf_model_free(self->codec_model);
+    lf_tree_free(self->tree);
+    lf_buffer_free(&self->state);
+    free(self->state_path);
+}
+
+static int64_t open_engine(const lf_engine_fs_config *config, engine_fs *self, lf_diagnostic *diagnostic)
+{
+    *self = (engine_fs){.config = config};
+    int64_t status = 0;
+    if (config->state_path) {
+        /* absolute: a daemon's working directory is / */
+        char *directory = realpath(".", NULL);
+        if (!directory)
+            return lf_fail(diagnostic, -errno, "cannot resolve the working directory");
+        lf_buffer path = {0};
+        status = config->state_path[0] == '/' ? lf_buffer_append_string(&path, config->state_path)
+                                              : lf_buffer_printf(&path, "%s/%s", directory, config->state_path);
+        free(directory);
+        if (status < 0)
+            return status;
+        self->state_path = (char *)lf_buffer_string(&path);
+    }
+    const char *model = config->model_path ? config->model_path : LF_MODEL_DEFAULT;
+    if (config->kind == LF_ENGINE_MODEL && !config->model_path)
+        status = lf_fail(diagnostic, -EINVAL, "name the filesystem model with -m (models/fs.gguf)");
+    else if (config->kind == LF_ENGINE_MODEL)
+        status = lf_generator_open(model, &self->generator, diagnostic);
+    if (status == 0 && self->state_path && is_compressed(self->state_path))
+        status = lf_model_open(model, &self->codec_model, diagnostic);
+    if (status == 0)
+        status = load_state(self, diagnostic);
+    if (status < 0)
+        close_engine(self);
+    return status;
+}
+
+int64_t lf_engine_fs_serve(const lf_engine_fs_config *config, const char *mountpoint,
+                           lf_diagnostic *diagnostic)
+{
+    engine_fs self;
+    int64_t status = open_engine(config, &self, diagnostic);
+    if (status < 0)
+        return status;
+    char *arguments[] = {"llmfuse", "-o", "fsname=llmfuse-engine,subtype=llmfuse-engine,default_permissions",
+                         "-o", (char *)config->mount_options, NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(config->mount_options ? 5 : 3, arguments);
+    struct fuse *fuse = fuse_new(&args, &operations, sizeof operations, &self);
+    fuse_opt_free_args(&args);
+    if (!fuse) {
+        close_engine(&self);
+        return lf_fail(diagnostic, -EINVAL, "libfuse refused the mount options");
+    }
+    if (fuse_mount(fuse, mountpoint) != 0) {
+        fuse_destroy(fuse);
+        close_engine(&self);
+        return lf_fail(diagnostic, -EIO, "cannot mount on %s", mountpoint);
+    }
+    struct fuse_session *session = fuse_get_session(fuse);
+    if (fuse_daemonize(config->foreground) != 0)
+        status = lf_fail(diagnostic, -EIO, "cannot daemonise");
+    else if (fuse_set_signal_handlers(session) != 0)
+        status = lf_fail(diagnostic, -EIO, "cannot install signal handlers");
+    if (!config->foreground)
+        openlog("llmfuse", LOG_PID, LOG_DAEMON);
+    if (status == 0) {
+        int loop_status = fuse_loop(fuse);
+        fuse_remove_signal_handlers(session);
+        if (loop_status < 0)
+            status = lf_fail(diagnostic, loop_status, "serving %s failed: %s", mountpoint,
+                             strerror(-loop_status));
+    }
+    fuse_unmount(fuse);
+    if (save_state(&self) < 0 && status == 0)
+        status = lf_fail(diagnostic, -EIO, "the state could not be saved");
+    if (config->verify || self.invalid)
+        say(&self, "%llu operations, %llu invalid answers, %llu divergences from the exact answers",
+            (unsigned long long)self.operations, (unsigned long long)self.invalid,
+            (unsigned long long)self.divergences);
+    fuse_destroy(fuse);
+    close_engine(&self);
+    return status;
+}

@@ -1,0 +1,46 @@
+/* The engine filesystem: the seed's LLMFuse, where the model implements
+ * the filesystem.  The state is one XML document (docs/FORMAT.md §1); each
+ * FUSE operation becomes a prompt in the dataset's form (§4: `<R>` or
+ * `<W>`, the operation line, `---`, the state) and the model's completion
+ * is the answer: a read's result, an error, or the whole new state.
+ *
+ * Every answer is validated before it is used: a read's result must have
+ * the form of one (a JSON list of names, bytes within the size asked...),
+ * a new state must parse with the strict parser and differ from the old one
+ * only at the paths the operation names (and their parent directories'
+ * times).  An invalid answer fails the operation with EIO, leaves the state
+ * as it was, and is logged.  getattr is answered from the validated state,
+ * as the seed did: `ls -l` on a directory costs one model call, not one
+ * per entry. */
+#ifndef LLMFUSE_FUSE_ENGINE_FS_H
+#define LLMFUSE_FUSE_ENGINE_FS_H
+
+#include <stdbool.h>
+
+#include "common/error.h"
+
+typedef enum lf_engine_kind {
+    LF_ENGINE_MODEL, /* the transformer answers */
+    LF_ENGINE_EXACT, /* the simulator's exact answers: the reference the model is measured by */
+} lf_engine_kind;
+
+typedef struct lf_engine_fs_config {
+    lf_engine_kind kind;
+    const char *model_path; /* GGUF file (LF_ENGINE_MODEL) */
+    /* Loaded at mount and saved (atomically) at fsync and unmount: XML, or
+     * an .llmz archive of it coded with the model when the name ends in
+     * .llmz.  NULL: an empty root directory, not saved. */
+    const char *state_path;
+    /* Also computes the exact answer of every operation and reports each
+     * divergence (and a count at unmount). */
+    bool verify;
+    const char *mount_options;
+    bool foreground;
+} lf_engine_fs_config;
+
+/* Mounts at mountpoint and serves until unmounted or signalled, like
+ * lf_image_fs_serve. */
+int64_t lf_engine_fs_serve(const lf_engine_fs_config *config, const char *mountpoint,
+                           lf_diagnostic *diagnostic);
+
+#endif
