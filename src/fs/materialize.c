@@ -18,6 +18,9 @@ typedef struct materializer {
     char **paths;
     size_t link_count, link_capacity;
     lf_diagnostic *diagnostic;
+    /* The failure was named where it happened: the directories above it
+     * must not replace that message with their own path. */
+    bool reported;
 } materializer;
 
 static int64_t set_attributes(int directory_fd, const char *name, const lf_node_info *info)
@@ -31,10 +34,46 @@ static int64_t set_attributes(int directory_fd, const char *name, const lf_node_
     return utimensat(directory_fd, name, times, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
 }
 
+enum { HOLE_BLOCK = 4096 }; /* the granularity at which zeros become holes */
+
+static bool all_zero(const uint8_t *data, size_t length)
+{
+    return length == 0 || (data[0] == 0 && memcmp(data, data + 1, length - 1) == 0);
+}
+
+/* Writes an extent but leaves out its blocks of zeros.  A loaded file is
+ * one extent whatever holes it had (an image stores the bytes, zeros
+ * included), so without this a sparse file would come out dense; the file
+ * is new and its size is set afterwards, so what is left out reads as
+ * zeros. */
 static int64_t write_extent(void *context, uint64_t offset, const uint8_t *data, size_t length)
 {
-    ssize_t written = pwrite(*(int *)context, data, length, (off_t)offset);
-    return written < 0 ? -errno : (size_t)written == length ? 0 : -EIO;
+    size_t start = 0;
+    while (start < length) {
+        /* a run of non-zero blocks, blocks aligned in the file */
+        size_t end = start;
+        while (end < length) {
+            size_t block_end = end + (HOLE_BLOCK - (offset + end) % HOLE_BLOCK);
+            if (block_end > length)
+                block_end = length;
+            if (all_zero(data + end, block_end - end))
+                break;
+            end = block_end;
+        }
+        if (end > start) {
+            ssize_t written = pwrite(*(int *)context, data + start, end - start,
+                                     (off_t)(offset + start));
+            if (written < 0)
+                return -errno;
+            if ((size_t)written != end - start)
+                return -EIO;
+        }
+        /* then skip the zero block that ended the run */
+        if (end < length)
+            end += HOLE_BLOCK - (offset + end) % HOLE_BLOCK;
+        start = end < length ? end : length;
+    }
+    return 0;
 }
 
 static const char *first_link_path(const materializer *self, uint64_t inode)
@@ -65,10 +104,16 @@ static int64_t remember_link(materializer *self, uint64_t inode, const char *pat
     return 0;
 }
 
-static int64_t write_file(materializer *self, int directory_fd, const char *name, lf_node *node,
-                          const lf_node_info *info)
+static int64_t write_file(materializer *self, int directory_fd, const char *name, const char *path,
+                          lf_node *node, const lf_node_info *info)
 {
     int64_t status = lf_tree_load_content(self->tree, node);
+    if (status < 0 && status != -ENOMEM) {
+        /* the loader failed (an image's damaged stream), not the target */
+        lf_fail(self->diagnostic, status, "cannot load the content of '%s': %s", path,
+                lf_error_string(status));
+        self->reported = true;
+    }
     if (status < 0)
         return status;
     int fd = openat(directory_fd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
@@ -112,7 +157,7 @@ static int64_t materialize(materializer *self, int directory_fd, const char *nam
         break;
     }
     case LF_NODE_FILE:
-        status = write_file(self, directory_fd, name, node, &info);
+        status = write_file(self, directory_fd, name, path, node, &info);
         break;
     case LF_NODE_SYMLINK:
         if (symlinkat(info.symlink_target, directory_fd, name) != 0)
@@ -136,9 +181,11 @@ static int64_t materialize_children(materializer *self, int directory_fd, const 
         if (lf_buffer_printf(&child_path, "%s%s%s", path, path[0] ? "/" : "", name) < 0)
             return -ENOMEM;
         status = materialize(self, directory_fd, name, lf_buffer_string(&child_path), child);
-        if (status < 0 && status != -ENOMEM)
+        if (status < 0 && status != -ENOMEM && !self->reported) {
             lf_fail(self->diagnostic, status, "cannot create '%s': %s",
                     lf_buffer_string(&child_path), lf_error_string(status));
+            self->reported = true;
+        }
         lf_buffer_free(&child_path);
     }
     return status;

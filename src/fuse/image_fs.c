@@ -27,6 +27,11 @@ typedef struct image_fs {
     char *image_path; /* absolute: a daemon's working directory is / */
     pthread_mutex_t lock; /* guards everything below */
     lf_image *image;
+    /* Codes the commits.  Each image lf_image_write opens borrows the model
+     * it was written with, so that model must outlive every image of the
+     * mount: the image opened at mount time owns its model, and it is
+     * closed by the first commit. */
+    lf_model *model;
     lf_tree *tree;
     bool dirty;            /* changes since the last commit */
     uint64_t loaded_bytes; /* clean contents decoded since the last drop */
@@ -53,8 +58,7 @@ static int commit_locked(image_fs *self)
 {
     if (!self->dirty || self->read_only)
         return 0;
-    lf_image_write_options options = {.model = lf_image_model(self->image),
-                                      .previous = self->image};
+    lf_image_write_options options = {.model = self->model, .previous = self->image};
     lf_image *written = NULL;
     lf_diagnostic diagnostic = {0};
     int64_t status = lf_image_write(self->tree, self->image_path, &options, &written, NULL,
@@ -172,11 +176,18 @@ static int image_readdir(const char *path, void *buffer, fuse_fill_dir_t fill, o
 
 static int image_open(const char *path, struct fuse_file_info *file)
 {
-    (void)file;
+    /* libfuse asks for atomic O_TRUNC when the kernel offers it, and then
+     * the kernel sends no truncate of its own: open(O_TRUNC) is ours to do
+     * (the kernel has checked write permission and a read-only mount). */
+    bool truncating = (file->flags & O_TRUNC) != 0;
     struct stat attributes;
-    image_fs *self = lock();
+    image_fs *self = truncating ? lock_for_change() : lock();
     int64_t result = lf_tree_getattr(self->tree, path, &attributes);
-    return unlock(self, result < 0 ? result : S_ISDIR(attributes.st_mode) ? -EISDIR : 0);
+    if (result >= 0 && S_ISDIR(attributes.st_mode))
+        result = -EISDIR;
+    if (result < 0 || !truncating)
+        return unlock(self, result < 0 ? result : 0);
+    return unlock_after_change(self, lf_tree_truncate(self->tree, path, 0));
 }
 
 static int image_read(const char *path, char *buffer, size_t size, off_t offset,
@@ -299,6 +310,13 @@ static void *image_init(struct fuse_conn_info *connection, struct fuse_config *c
     (void)connection;
     /* The tree's inode numbers are stable: use them, so hard links show. */
     config->use_ino = 1;
+    /* libfuse's high-level API gives each name its own kernel inode, so a
+     * change through one name of a hard-linked file (link, unlink, write)
+     * leaves the attributes the kernel cached for its other names stale:
+     * their link count, size and times would be wrong for the timeout (1 s
+     * by default; tar, for one, counts links to find hard links).  Every
+     * stat asks the tree, which answers from memory. */
+    config->attr_timeout = 0;
     return current();
 }
 
@@ -334,10 +352,18 @@ static int64_t open_state(const lf_image_fs_config *config, image_fs *self, lf_d
     if (!self->image_path)
         return lf_fail(diagnostic, -errno, "%s: %s", config->image_path, strerror(errno));
     int64_t status = lf_image_open(self->image_path, config->model_name, &self->image, diagnostic);
+    /* the same model as the image's (lf_image_open has checked the name
+     * against the image's fingerprint) */
+    if (status == 0 && config->model_name)
+        status = lf_model_open(config->model_name, &self->model, diagnostic);
+    else if (status == 0)
+        status = lf_model_open_by_fingerprint(lf_image_model(self->image)->fingerprint,
+                                              &self->model);
     if (status == 0)
         status = lf_image_load_tree(self->image, &self->tree, diagnostic);
     if (status < 0) {
         lf_image_close(self->image);
+        lf_model_free(self->model);
         free(self->image_path);
         return status;
     }
@@ -351,6 +377,7 @@ static void close_state(image_fs *self)
 {
     lf_tree_free(self->tree);
     lf_image_close(self->image);
+    lf_model_free(self->model);
     free(self->image_path);
     pthread_mutex_destroy(&self->lock);
     pthread_cond_destroy(&self->wake);

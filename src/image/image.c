@@ -566,8 +566,7 @@ static bool entry_fits(const lf_image *image, const node_list *nodes, const node
 /* Applies the node table: numeric owners (they, not the XML's names, are
  * the truth, as in squashfs and tar --numeric-owner), hard links, pending
  * contents. */
-static int64_t apply_node_table(lf_tree *tree, const node_list *nodes,
-                                const node_entry *entries)
+static int64_t apply_node_table(lf_tree *tree, node_list *nodes, const node_entry *entries)
 {
     int64_t status = 0;
     for (size_t i = 0; status == 0 && i < nodes->count; i++) {
@@ -593,6 +592,10 @@ static int64_t apply_node_table(lf_tree *tree, const node_list *nodes,
                 status = lf_tree_unlink(tree, path);
             if (status == 0)
                 status = lf_tree_link(tree, lf_buffer_string(&target), path);
+            /* the unlink freed the metadata's node: the name is now the
+             * linked file's, and later passes must not see the freed one */
+            if (status == 0)
+                nodes->items[i].node = nodes->items[entries[i].link - 1].node;
             lf_buffer_free(&target);
         } else if (status == 0 && info.type == LF_NODE_FILE && entries[i].stream) {
             lf_node_set_content_key(item->node, entries[i].stream, true);
