@@ -2,13 +2,10 @@
  * completions as answers, each validated before the state changes.  One
  * thread serves requests: the model is the bottleneck, and the state is
  * one document that every write replaces. */
-#define FUSE_USE_VERSION 31
-
 #include "fuse/engine_fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +20,7 @@
 #include "engine/generate.h"
 #include "fs/tree.h"
 #include "fs/xml.h"
+#include "fuse/serve.h"
 #include "model/model.h"
 #include "sim/oplines.h"
 
@@ -711,42 +709,15 @@ int64_t lf_engine_fs_serve(const lf_engine_fs_config *config, const char *mountp
     int64_t status = open_engine(config, &self, diagnostic);
     if (status < 0)
         return status;
-    char *arguments[] = {"llmfuse", "-o", "fsname=llmfuse-engine,subtype=llmfuse-engine,default_permissions",
-                         "-o", (char *)config->mount_options, NULL};
-    struct fuse_args args = FUSE_ARGS_INIT(config->mount_options ? 5 : 3, arguments);
-    struct fuse *fuse = fuse_new(&args, &operations, sizeof operations, &self);
-    fuse_opt_free_args(&args);
-    if (!fuse) {
-        close_engine(&self);
-        return lf_fail(diagnostic, -EINVAL, "libfuse refused the mount options");
-    }
-    if (fuse_mount(fuse, mountpoint) != 0) {
-        fuse_destroy(fuse);
-        close_engine(&self);
-        return lf_fail(diagnostic, -EIO, "cannot mount on %s", mountpoint);
-    }
-    struct fuse_session *session = fuse_get_session(fuse);
-    if (fuse_daemonize(config->foreground) != 0)
-        status = lf_fail(diagnostic, -EIO, "cannot daemonise");
-    else if (fuse_set_signal_handlers(session) != 0)
-        status = lf_fail(diagnostic, -EIO, "cannot install signal handlers");
-    if (!config->foreground)
-        openlog("llmfuse", LOG_PID, LOG_DAEMON);
-    if (status == 0) {
-        int loop_status = fuse_loop(fuse);
-        fuse_remove_signal_handlers(session);
-        if (loop_status < 0)
-            status = lf_fail(diagnostic, loop_status, "serving %s failed: %s", mountpoint,
-                             strerror(-loop_status));
-    }
-    fuse_unmount(fuse);
+    lf_fuse_serve_options options = {.name = "llmfuse-engine", .mount_options = config->mount_options,
+                                     .foreground = config->foreground};
+    status = lf_fuse_serve(&operations, &self, mountpoint, &options, diagnostic);
     if (save_state(&self) < 0 && status == 0)
         status = lf_fail(diagnostic, -EIO, "the state could not be saved");
     if (config->verify || self.invalid)
         say(&self, "%llu operations, %llu invalid answers, %llu divergences from the exact answers",
             (unsigned long long)self.operations, (unsigned long long)self.invalid,
             (unsigned long long)self.divergences);
-    fuse_destroy(fuse);
     close_engine(&self);
     return status;
 }

@@ -2,13 +2,10 @@
  * an image, after libfuse's example/passthrough.c (every operation returns
  * -errno).  The tree does the POSIX work; this file adds the lock, lazy
  * loading with a memory bound, and commits. */
-#define FUSE_USE_VERSION 31
-
 #include "fuse/image_fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +17,7 @@
 #include <unistd.h>
 
 #include "fs/tree.h"
+#include "fuse/serve.h"
 #include "image/image.h"
 
 typedef struct image_fs {
@@ -392,6 +390,15 @@ static bool has_option(const char *options, const char *name)
     return false;
 }
 
+/* After daemonising: threads do not survive the fork. */
+static void start_committer(void *private_data)
+{
+    image_fs *self = private_data;
+    if (self->config->commit_interval > 0 && !self->read_only)
+        self->committer_running =
+            pthread_create(&self->committer, NULL, commit_periodically, self) == 0;
+}
+
 int64_t lf_image_fs_serve(const lf_image_fs_config *config, const char *mountpoint,
                           lf_diagnostic *diagnostic)
 {
@@ -400,41 +407,10 @@ int64_t lf_image_fs_serve(const lf_image_fs_config *config, const char *mountpoi
     if (status < 0)
         return status;
     self.read_only = has_option(config->mount_options, "ro");
-    /* Permissions are the kernel's to check, against the attributes the
-     * tree keeps (the tree itself acts as root). */
-    char *arguments[] = {"llmfuse", "-o", "fsname=llmfuse,subtype=llmfuse,default_permissions",
-                         "-o", (char *)config->mount_options, NULL};
-    struct fuse_args args = FUSE_ARGS_INIT(config->mount_options ? 5 : 3, arguments);
-    struct fuse *fuse = fuse_new(&args, &operations, sizeof operations, &self);
-    fuse_opt_free_args(&args);
-    if (!fuse) {
-        close_state(&self);
-        return lf_fail(diagnostic, -EINVAL, "libfuse refused the mount options");
-    }
-    if (fuse_mount(fuse, mountpoint) != 0) {
-        fuse_destroy(fuse);
-        close_state(&self);
-        return lf_fail(diagnostic, -EIO, "cannot mount on %s", mountpoint);
-    }
-    struct fuse_session *session = fuse_get_session(fuse);
-    if (fuse_daemonize(config->foreground) != 0)
-        status = lf_fail(diagnostic, -EIO, "cannot daemonise");
-    else if (fuse_set_signal_handlers(session) != 0)
-        status = lf_fail(diagnostic, -EIO, "cannot install signal handlers");
-    if (!config->foreground)
-        openlog("llmfuse", LOG_PID, LOG_DAEMON);
-    /* after daemonising: threads do not survive the fork */
-    if (status == 0 && config->commit_interval > 0 && !self.read_only)
-        self.committer_running =
-            pthread_create(&self.committer, NULL, commit_periodically, &self) == 0;
-    if (status == 0) {
-        int loop_status = fuse_loop_mt(fuse, 0);
-        fuse_remove_signal_handlers(session);
-        if (loop_status < 0)
-            status = lf_fail(diagnostic, loop_status, "serving %s failed: %s", mountpoint,
-                             strerror(-loop_status));
-    }
-    fuse_unmount(fuse);
+    lf_fuse_serve_options options = {.name = "llmfuse", .mount_options = config->mount_options,
+                                     .foreground = config->foreground, .multithreaded = true,
+                                     .started = start_committer};
+    status = lf_fuse_serve(&operations, &self, mountpoint, &options, diagnostic);
     if (self.committer_running) {
         pthread_mutex_lock(&self.lock);
         self.stopping = true;
@@ -446,7 +422,6 @@ int64_t lf_image_fs_serve(const lf_image_fs_config *config, const char *mountpoi
     if (commit_locked(&self) < 0 && status == 0)
         status = lf_fail(diagnostic, -EIO, "the last commit of %s failed", config->image_path);
     pthread_mutex_unlock(&self.lock);
-    fuse_destroy(fuse);
     close_state(&self);
     return status;
 }
