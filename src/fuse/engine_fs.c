@@ -25,7 +25,10 @@
 #include "sim/oplines.h"
 
 /* The dataset's reads ask for 4096 bytes; bigger kernel reads are split. */
-enum { READ_SIZE = 4096, MAX_COMPLETION_TOKENS = 2048 };
+/* A completion longer than this is a model that has lost its way (states
+ * in training stay far below it; a write's answer is about as long as its
+ * prompt's state). */
+enum { READ_SIZE = 4096, MAX_COMPLETION_TOKENS = 1024, LOGGED_ANSWER_BYTES = 300 };
 
 static const char empty_state[] =
     "<filesystem><directory path=\"/\" name=\"/\" mode=\"755\" owner=\"root\" group=\"root\" "
@@ -60,6 +63,12 @@ static void say(const engine_fs *self, const char *format, ...)
 
 /* ---------------------------------------------------------------- */
 /* Asking the model                                                  */
+
+/* Answers are logged up to LOGGED_ANSWER_BYTES: enough to see what went wrong. */
+static int logged_length(const lf_buffer *answer)
+{
+    return (int)(answer->length < LOGGED_ANSWER_BYTES ? answer->length : LOGGED_ANSWER_BYTES);
+}
 
 /* The prompt of an operation on the current state (docs/FORMAT.md §4.1). */
 static int64_t format_prompt(const engine_fs *self, const lf_sim_operation *operation, lf_buffer *prompt)
@@ -103,9 +112,10 @@ static int64_t ask(engine_fs *self, const lf_sim_operation *operation, lf_buffer
         self->divergences++;
         lf_buffer line = {0};
         lf_sim_opline_format(operation, &line);
-        say(self, "verify: divergence at %s: the model answered '%.*s', the exact answer is '%.*s'",
-            lf_buffer_string(&line), (int)completion->length, (const char *)completion->data,
-            (int)exact.length, (const char *)exact.data);
+        say(self, "verify: divergence at %s: the model answered '%.*s'%s, the exact answer is '%.*s'%s",
+            lf_buffer_string(&line), logged_length(completion), (const char *)completion->data,
+            completion->length > LOGGED_ANSWER_BYTES ? "..." : "", logged_length(&exact),
+            (const char *)exact.data, exact.length > LOGGED_ANSWER_BYTES ? "..." : "");
         lf_buffer_free(&line);
     }
     lf_buffer_free(&prompt);
@@ -119,8 +129,9 @@ static int invalid_answer(engine_fs *self, const lf_sim_operation *operation,
     self->invalid++;
     lf_buffer line = {0};
     lf_sim_opline_format(operation, &line);
-    say(self, "invalid answer to %s (%s): '%.*s'", lf_buffer_string(&line), why,
-        (int)completion->length, (const char *)completion->data);
+    say(self, "invalid answer to %s (%s): '%.*s'%s", lf_buffer_string(&line), why,
+        logged_length(completion), (const char *)completion->data,
+        completion->length > LOGGED_ANSWER_BYTES ? "..." : "");
     lf_buffer_free(&line);
     return -EIO;
 }
