@@ -62,10 +62,29 @@ static bool parse_count(const char *text, uint64_t *value)
     return true;
 }
 
-/* Parses options into *options; returns the index of the first operand, or
- * -1 after printing why (or the usage, for -h: *exit_status says which). */
-static int parse_options(int argc, char **argv, const char *usage, image_options *options,
-                         int *exit_status)
+static int parse_flags(int argc, char **argv, const char *usage, image_options *options,
+                       int *exit_status);
+
+/* Parses options into *options and checks that between fewest and most
+ * operands follow; returns the index of the first operand, or -1 after
+ * printing why (or the usage, for -h: *exit_status says which). */
+static int parse_options(int argc, char **argv, const char *usage, int fewest, int most,
+                         image_options *options, int *exit_status)
+{
+    int first = parse_flags(argc, argv, usage, options, exit_status);
+    if (first >= 0 && (argc - first < fewest || argc - first > most)) {
+        fputs(usage, stderr);
+        first = -1;
+    }
+    if (first < 0)
+        lf_buffer_free(&options->mount_options);
+    else if (options->mount_options.length)
+        lf_buffer_string(&options->mount_options); /* NUL-terminated */
+    return first;
+}
+
+static int parse_flags(int argc, char **argv, const char *usage, image_options *options,
+                       int *exit_status)
 {
     *options = (image_options){.cache_megabytes = 256, .commit_interval = 30};
     *exit_status = LF_EXIT_ERROR;
@@ -178,13 +197,9 @@ static int command_mkfs(int argc, char **argv)
 {
     image_options options;
     int exit_status;
-    int first = parse_options(argc, argv, mkfs_usage, &options, &exit_status);
+    int first = parse_options(argc, argv, mkfs_usage, 2, 2, &options, &exit_status);
     if (first < 0)
         return exit_status;
-    if (argc - first != 2) {
-        fputs(mkfs_usage, stderr);
-        return LF_EXIT_ERROR;
-    }
     const char *source = argv[first], *image_path = argv[first + 1];
     lf_diagnostic diagnostic = {0};
     struct stat existing;
@@ -275,11 +290,9 @@ static int command_mount(int argc, char **argv)
 {
     image_options options;
     int exit_status;
-    int first = parse_options(argc, argv, mount_usage, &options, &exit_status);
+    int first = parse_options(argc, argv, mount_usage, 1, 2, &options, &exit_status);
     if (first < 0)
         return exit_status;
-    if (options.mount_options.length)
-        lf_buffer_string(&options.mount_options); /* NUL-terminated */
     if (argc - first != (options.engine ? 1 : 2)) {
         fputs(mount_usage, stderr);
         lf_buffer_free(&options.mount_options);
@@ -333,13 +346,9 @@ static int command_unpack(int argc, char **argv)
 {
     image_options options;
     int exit_status;
-    int first = parse_options(argc, argv, unpack_usage, &options, &exit_status);
+    int first = parse_options(argc, argv, unpack_usage, 2, 2, &options, &exit_status);
     if (first < 0)
         return exit_status;
-    if (argc - first != 2) {
-        fputs(unpack_usage, stderr);
-        return LF_EXIT_ERROR;
-    }
     const char *target = argv[first + 1];
     lf_diagnostic diagnostic = {0};
     lf_image *image = NULL;
@@ -446,13 +455,9 @@ static int command_ls(int argc, char **argv)
 {
     image_options options;
     int exit_status;
-    int first = parse_options(argc, argv, ls_usage, &options, &exit_status);
+    int first = parse_options(argc, argv, ls_usage, 1, 2, &options, &exit_status);
     if (first < 0)
         return exit_status;
-    if (argc - first < 1 || argc - first > 2) {
-        fputs(ls_usage, stderr);
-        return LF_EXIT_ERROR;
-    }
     const char *path = argc - first == 2 ? argv[first + 1] : "/";
     lf_diagnostic diagnostic = {0};
     lf_image *image = NULL;
@@ -481,13 +486,9 @@ static int command_cat(int argc, char **argv)
 {
     image_options options;
     int exit_status;
-    int first = parse_options(argc, argv, cat_usage, &options, &exit_status);
+    int first = parse_options(argc, argv, cat_usage, 2, 2, &options, &exit_status);
     if (first < 0)
         return exit_status;
-    if (argc - first != 2) {
-        fputs(cat_usage, stderr);
-        return LF_EXIT_ERROR;
-    }
     const char *path = argv[first + 1];
     lf_diagnostic diagnostic = {0};
     lf_image *image = NULL;
@@ -578,13 +579,9 @@ static int command_fsck(int argc, char **argv)
 {
     image_options options;
     int exit_status;
-    int first = parse_options(argc, argv, fsck_usage, &options, &exit_status);
+    int first = parse_options(argc, argv, fsck_usage, 1, 1, &options, &exit_status);
     if (first < 0)
         return exit_status;
-    if (argc - first != 1) {
-        fputs(fsck_usage, stderr);
-        return LF_EXIT_ERROR;
-    }
     lf_diagnostic diagnostic = {0};
     lf_image *image = NULL;
     lf_tree *tree = NULL;
@@ -657,13 +654,9 @@ static int command_info(int argc, char **argv)
 {
     image_options options;
     int exit_status;
-    int first = parse_options(argc, argv, info_usage, &options, &exit_status);
+    int first = parse_options(argc, argv, info_usage, 1, 1, &options, &exit_status);
     if (first < 0)
         return exit_status;
-    if (argc - first != 1) {
-        fputs(info_usage, stderr);
-        return LF_EXIT_ERROR;
-    }
     lf_diagnostic diagnostic = {0};
     lf_image *image = NULL;
     lf_tree *tree = NULL;
