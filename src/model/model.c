@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "model/base_model.h"
 #include "model/cm_model.h"
@@ -47,6 +48,12 @@ int64_t lf_model_open(const char *name, lf_model **model, lf_diagnostic *diagnos
 int64_t lf_model_open_by_fingerprint(uint64_t fingerprint, lf_model **model)
 {
     for (size_t i = 0; i < sizeof builtin_models / sizeof *builtin_models; i++) {
+        /* a transformer's fingerprint is its file's hash: checked before
+         * the (costly) loading */
+        uint64_t size;
+        const uint8_t *image = lf_base_model_image(&size);
+        if (builtin_models[i].memory_level == 0 && XXH64(image, (size_t)size, 0) != fingerprint)
+            continue;
         lf_model *candidate;
         int64_t status = open_builtin(&builtin_models[i], &candidate, NULL);
         if (status < 0)
