@@ -451,7 +451,7 @@ static int64_t decompress_batch(void *context, size_t batch_index)
             const lf_llmz_segment *segment = &header->segments[model_indexes[k]];
             if (status == 0 && decoded[k].length != segment->original_size)
                 status = -LF_EFORMAT;
-            if (status == 0)
+            if (status == 0 && decoded[k].length) /* an empty segment has no buffer to copy */
                 memcpy(job->output + segment->original_offset, decoded[k].data, decoded[k].length);
             else if (status != -ENOMEM)
                 status = damaged(diagnostic, status, model_indexes[k], segment,
