@@ -30,11 +30,20 @@ typedef struct image_options {
     lf_buffer mount_options;
     uint64_t cache_megabytes;
     unsigned commit_interval;
+    uint64_t pack_kib; /* mkfs --pack-size */
     const char *engine, *state; /* mount --engine=KIND [--state FILE] */
     bool verify;
 } image_options;
 
-enum { OPTION_THREADS = 256, OPTION_CACHE, OPTION_COMMIT, OPTION_ENGINE, OPTION_STATE, OPTION_VERIFY };
+enum {
+    OPTION_THREADS = 256,
+    OPTION_CACHE,
+    OPTION_COMMIT,
+    OPTION_PACK,
+    OPTION_ENGINE,
+    OPTION_STATE,
+    OPTION_VERIFY,
+};
 
 static const struct option long_options[] = {
     {"model", required_argument, NULL, 'm'},
@@ -44,6 +53,7 @@ static const struct option long_options[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"cache-size", required_argument, NULL, OPTION_CACHE},
     {"commit-interval", required_argument, NULL, OPTION_COMMIT},
+    {"pack-size", required_argument, NULL, OPTION_PACK},
     {"engine", required_argument, NULL, OPTION_ENGINE},
     {"state", required_argument, NULL, OPTION_STATE},
     {"verify", no_argument, NULL, OPTION_VERIFY},
@@ -86,7 +96,8 @@ static int parse_options(int argc, char **argv, const char *usage, int fewest, i
 static int parse_flags(int argc, char **argv, const char *usage, image_options *options,
                        int *exit_status)
 {
-    *options = (image_options){.cache_megabytes = 256, .commit_interval = 30};
+    *options = (image_options){.cache_megabytes = 256, .commit_interval = 30,
+                               .pack_kib = LF_IMAGE_PACK_SIZE / 1024};
     *exit_status = LF_EXIT_ERROR;
     optind = 1;
     int option;
@@ -114,16 +125,21 @@ static int parse_flags(int argc, char **argv, const char *usage, image_options *
         case OPTION_THREADS:
         case OPTION_CACHE:
         case OPTION_COMMIT:
-            if (!parse_count(optarg, &number) || number > 1u << 20) {
+        case OPTION_PACK:
+            if (!parse_count(optarg, &number) || number > 1u << 20 ||
+                (option == OPTION_PACK && number > 16384)) {
                 fprintf(stderr, "llmfuse %s: '%s' is not a valid number for --%s\n", argv[0],
                         optarg, option == OPTION_THREADS ? "threads"
-                                : option == OPTION_CACHE ? "cache-size" : "commit-interval");
+                                : option == OPTION_CACHE ? "cache-size"
+                                : option == OPTION_PACK  ? "pack-size" : "commit-interval");
                 return -1;
             }
             if (option == OPTION_THREADS)
                 options->threads = (unsigned)number;
             else if (option == OPTION_CACHE)
                 options->cache_megabytes = number;
+            else if (option == OPTION_PACK)
+                options->pack_kib = number;
             else
                 options->commit_interval = (unsigned)number;
             break;
@@ -159,13 +175,16 @@ static int failed(const char *command, const lf_diagnostic *diagnostic, int64_t 
 /* mkfs                                                              */
 
 static const char mkfs_usage[] =
-    "usage: llmfuse mkfs SRC IMAGE [-m MODEL] [--threads N] [--force] [-q]\n"
-    "Packs directory SRC into a compressed filesystem image: the metadata and each\n"
-    "distinct file content coded by the model (the file's path read first), falling\n"
-    "back per file to zstd or stored bytes.  Fifos, sockets and device nodes cannot\n"
-    "be stored: each is named on stderr and skipped.\n"
+    "usage: llmfuse mkfs SRC IMAGE [-m MODEL] [--threads N] [--pack-size KIB] [--force] [-q]\n"
+    "Packs directory SRC into a compressed filesystem image: the metadata and the\n"
+    "distinct file contents coded by the model (a file's path read first), small\n"
+    "text files together in packs, falling back per stream to zstd or stored bytes.\n"
+    "Fifos, sockets and device nodes cannot be stored: each is named on stderr and\n"
+    "skipped.\n"
     "  -m, --model MODEL  a GGUF file or a built-in model (default: base)\n"
     "  --threads N        coding threads (default: every core); never changes the bytes\n"
+    "  --pack-size KIB    packs of text files under 16 KiB hold up to KIB KiB (default\n"
+    "                     32; 0: every file alone); reading a file decodes its pack\n"
     "  -F, --force        replace an existing IMAGE\n"
     "  -q, --quiet        no progress on stderr\n";
 
@@ -219,6 +238,7 @@ static int command_mkfs(int argc, char **argv)
         status = lf_scan_directory(source, report_skipped, &skipped, &tree, &diagnostic);
     mkfs_progress progress = {.show = !options.quiet && isatty(STDERR_FILENO)};
     lf_image_write_options write_options = {.model = model, .threads = options.threads,
+                                            .pack_size = options.pack_kib ? options.pack_kib * 1024 : 1,
                                             .progress = show_progress,
                                             .progress_context = &progress};
     lf_image_write_report report = {0};
@@ -531,9 +551,9 @@ static int64_t name_streams(const lf_node *node, lf_buffer *path, stream_names *
 {
     lf_node_info info;
     lf_node_get_info(node, &info);
-    uint64_t key = info.type == LF_NODE_FILE ? lf_node_content_key(node) : 0;
-    if (key && key < names->count) {
-        lf_buffer *list = &names->names[key];
+    size_t stream = info.type == LF_NODE_FILE ? lf_image_content_stream(lf_node_content_key(node)) : 0;
+    if (stream && stream < names->count) {
+        lf_buffer *list = &names->names[stream];
         if ((list->length && lf_buffer_append_string(list, ", ") < 0) ||
             lf_buffer_append(list, path->data, path->length) < 0)
             return -ENOMEM;

@@ -348,9 +348,7 @@ static int64_t compress_with(const uint8_t *data, uint64_t size, const lf_llmz_o
     return 0;
 }
 
-/* Text has few control bytes other than tab, line and page breaks and
- * escape; binary data (images, executables, random bytes) has many. */
-static bool looks_like_text(const uint8_t *data, uint64_t size)
+bool lf_llmz_looks_like_text(const uint8_t *data, uint64_t size)
 {
     uint64_t controls = 0;
     for (uint64_t i = 0; i < size; i++)
@@ -365,7 +363,7 @@ int64_t lf_llmz_compress(const uint8_t *data, uint64_t size, const lf_llmz_optio
     size_t start = out->length;
     /* a model with a fallback is for text: binary data goes to the
      * fallback alone, which costs a fraction of the time */
-    bool text = !options->model->fallback || looks_like_text(data, size);
+    bool text = !options->model->fallback || lf_llmz_looks_like_text(data, size);
     int64_t status = text ? compress_with(data, size, options, out, diagnostic) : 0;
     if (status < 0 || !options->model->fallback)
         return status;

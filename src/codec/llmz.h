@@ -6,6 +6,7 @@
 #ifndef LLMFUSE_CODEC_LLMZ_H
 #define LLMFUSE_CODEC_LLMZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,5 +81,10 @@ int64_t lf_llmz_decompress(const uint8_t *archive, uint64_t size, const lf_llmz_
                            lf_buffer *out, lf_diagnostic *diagnostic);
 
 const char *lf_llmz_method_name(lf_llmz_method method);
+
+/* The codec's test for text (what a model with a fallback codes): few
+ * control bytes other than tab, line and page breaks and escape, where
+ * binary data (images, executables, random bytes) has many. */
+bool lf_llmz_looks_like_text(const uint8_t *data, uint64_t size);
 
 #endif

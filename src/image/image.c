@@ -27,7 +27,18 @@ enum {
     TABLE_ZSTD_LEVEL = 19,
     /* A table bigger than this is refused before it is decompressed. */
     TABLE_LIMIT = 1 << 30,
+    /* Decoded packs kept for their other files (reading a directory reads
+     * the files of a pack one after another). */
+    PACK_CACHE_ENTRIES = 4,
+    /* Content keys hold the offset in 32 bits: bigger packs are refused. */
+    PACK_SIZE_LIMIT = 1 << 30,
 };
+
+typedef struct cached_pack {
+    size_t stream;
+    uint64_t last_use; /* 0: the entry is empty */
+    lf_buffer bytes;
+} cached_pack;
 
 #ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 #define checksum_differs(computed, stored) ((void)(computed), (void)(stored), false)
@@ -45,7 +56,27 @@ struct lf_image {
     uint8_t *table;     /* the decompressed stream table (prefixes point into it) */
     size_t stream_count;
     lf_image_stream *streams;
+    pthread_mutex_t cache_lock;
+    cached_pack cache[PACK_CACHE_ENTRIES];
+    uint64_t cache_clock;
 };
+
+/* A content key names a stream (low 32 bits) and where in it the content
+ * starts (high 32 bits: 0 but in packs). */
+static uint64_t content_key(uint64_t stream, uint64_t offset) { return stream | offset << 32; }
+size_t lf_image_content_stream(uint64_t key) { return (size_t)(key & UINT32_MAX); }
+uint64_t lf_image_content_offset(uint64_t key) { return key >> 32; }
+
+/* Whether the image has file content of `size` bytes where key says. */
+static bool content_fits(const lf_image *image, uint64_t key, uint64_t size)
+{
+    size_t index = lf_image_content_stream(key);
+    uint64_t offset = lf_image_content_offset(key);
+    if (index < LF_IMAGE_FIRST_FILE_STREAM || index >= image->stream_count)
+        return false;
+    uint64_t available = image->streams[index].original_size;
+    return offset <= available && size <= available - offset;
+}
 
 /* ------------------------------------------------------------------ */
 /* A small map of 64-bit keys (node addresses, content hashes, stream    */
@@ -231,6 +262,9 @@ void lf_image_close(lf_image *image)
         munmap((void *)image->bytes, (size_t)image->size);
     lf_model_free(image->owned_model);
     lf_model_free(image->fallback);
+    for (size_t i = 0; i < PACK_CACHE_ENTRIES; i++)
+        lf_buffer_free(&image->cache[i].bytes);
+    pthread_mutex_destroy(&image->cache_lock);
     free(image->table);
     free(image->streams);
     free(image->path);
@@ -370,6 +404,7 @@ static int64_t open_image(const char *path, const char *model_name, const lf_mod
         free(image);
         return lf_fail(diagnostic, -ENOMEM, "out of memory");
     }
+    pthread_mutex_init(&image->cache_lock, NULL);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat status_of_file;
     int64_t status = 0;
@@ -494,18 +529,68 @@ int64_t lf_image_read_stream(const lf_image *image, size_t index, lf_buffer *out
 /* ------------------------------------------------------------------ */
 /* Loading the tree                                                    */
 
+/* The cache entry of a decoded stream, or NULL (cache_lock held). */
+static cached_pack *cached(lf_image *image, size_t index)
+{
+    for (size_t i = 0; i < PACK_CACHE_ENTRIES; i++)
+        if (image->cache[i].last_use && image->cache[i].stream == index)
+            return &image->cache[i];
+    return NULL;
+}
+
+/* Writes size bytes at offset of pack `index` into file, decoding the pack
+ * unless it is cached; the decoding runs unlocked, so other threads read
+ * other streams meanwhile. */
+static int64_t load_from_pack(lf_image *image, size_t index, uint64_t offset, uint64_t size,
+                              lf_node *file)
+{
+    pthread_mutex_lock(&image->cache_lock);
+    cached_pack *entry = cached(image, index);
+    if (!entry) {
+        pthread_mutex_unlock(&image->cache_lock);
+        lf_buffer bytes = {0};
+        int64_t status = lf_image_read_stream(image, index, &bytes, NULL);
+        if (status < 0) {
+            lf_buffer_free(&bytes);
+            return status;
+        }
+        pthread_mutex_lock(&image->cache_lock);
+        if (!(entry = cached(image, index))) { /* no other thread decoded it meanwhile */
+            entry = &image->cache[0];
+            for (size_t i = 1; i < PACK_CACHE_ENTRIES; i++)
+                if (image->cache[i].last_use < entry->last_use)
+                    entry = &image->cache[i];
+            lf_buffer_free(&entry->bytes);
+            entry->stream = index;
+            entry->bytes = bytes;
+            bytes = (lf_buffer){0};
+        }
+        lf_buffer_free(&bytes);
+    }
+    entry->last_use = ++image->cache_clock;
+    int64_t status = lf_node_write(file, entry->bytes.data + offset, (size_t)size, 0);
+    pthread_mutex_unlock(&image->cache_lock);
+    return status;
+}
+
 int64_t lf_image_load_content(void *context, lf_node *file, uint64_t key)
 {
-    const lf_image *image = context;
-    lf_buffer content = {0};
-    int64_t status = lf_image_read_stream(image, (size_t)key, &content, NULL);
+    lf_image *image = context;
     lf_node_info info;
     lf_node_get_info(file, &info);
-    if (status == 0 && content.length != info.size)
-        status = -EIO;
-    if (status == 0)
-        status = lf_node_write(file, content.data, content.length, 0);
-    lf_buffer_free(&content);
+    if (!content_fits(image, key, info.size))
+        return -EIO;
+    size_t index = lf_image_content_stream(key);
+    int64_t status;
+    if (lf_image_content_offset(key) == 0 && info.size == image->streams[index].original_size) {
+        lf_buffer content = {0};
+        status = lf_image_read_stream(image, index, &content, NULL);
+        if (status == 0)
+            status = lf_node_write(file, content.data, content.length, 0);
+        lf_buffer_free(&content);
+    } else {
+        status = load_from_pack(image, index, lf_image_content_offset(key), info.size, file);
+    }
     return status < 0 ? (status == -ENOMEM ? status : -EIO) : 0;
 }
 
@@ -513,6 +598,7 @@ typedef struct node_entry {
     uint32_t uid, gid;
     uint64_t link;   /* 0, or 1 + the index of the node this is another name of */
     uint64_t stream; /* files: 0 for empty, else the content's stream */
+    uint64_t offset; /* and where the content starts in it */
 } node_entry;
 
 static int64_t parse_node_table(const lf_buffer *bytes, const node_list *nodes, node_entry *entries)
@@ -537,6 +623,10 @@ static int64_t parse_node_table(const lf_buffer *bytes, const node_list *nodes, 
         status = lf_bytes_get_varint(&in, &entries[i].link);
         if (status == 0 && entries[i].link == 0)
             status = lf_bytes_get_varint(&in, &entries[i].stream);
+        if (status == 0 && entries[i].link == 0 && entries[i].stream)
+            status = lf_bytes_get_varint(&in, &entries[i].offset);
+        if (status == 0 && (entries[i].stream > UINT32_MAX || entries[i].offset > UINT32_MAX))
+            status = -LF_EFORMAT;
     }
     if (status == 0 && in.position != in.size)
         status = -LF_EFORMAT;
@@ -559,8 +649,7 @@ static bool entry_fits(const lf_image *image, const node_list *nodes, const node
     }
     if (entry->stream == 0)
         return info.size == 0;
-    return entry->stream >= LF_IMAGE_FIRST_FILE_STREAM && entry->stream < image->stream_count &&
-           image->streams[entry->stream].original_size == info.size;
+    return content_fits(image, content_key(entry->stream, entry->offset), info.size);
 }
 
 /* Applies the node table: numeric owners (they, not the XML's names, are
@@ -598,7 +687,8 @@ static int64_t apply_node_table(lf_tree *tree, node_list *nodes, const node_entr
                 nodes->items[i].node = nodes->items[entries[i].link - 1].node;
             lf_buffer_free(&target);
         } else if (status == 0 && info.type == LF_NODE_FILE && entries[i].stream) {
-            lf_node_set_content_key(item->node, entries[i].stream, true);
+            lf_node_set_content_key(item->node, content_key(entries[i].stream, entries[i].offset),
+                                    true);
         }
         lf_buffer_free(&absolute);
     }
@@ -707,6 +797,7 @@ typedef struct planned_node {
     file_source source;
     uint64_t link;   /* SOURCE_LINK: 1 + the node index */
     uint64_t stream; /* the stream in the new image, 0 for an empty file */
+    uint64_t offset; /* where the content starts in it */
 } planned_node;
 
 /* A stream of the new image: copied from the previous image or coded. */
@@ -714,7 +805,7 @@ typedef struct planned_stream {
     uint64_t previous_index; /* copied: its index in the previous image */
     bool copied;
     lf_buffer original; /* coded: the bytes */
-    lf_buffer prefix;   /* coded files: the path of the first file holding them, a newline */
+    lf_buffer prefix;   /* coded files: the path of the (first) file it holds, a newline */
     const char *path;   /* for messages */
     lf_buffer stored;
     lf_image_stream_kind kind;
@@ -732,18 +823,19 @@ typedef struct write_job {
 
 static int64_t collect_extent(void *context, uint64_t offset, const uint8_t *data, size_t length)
 {
-    lf_buffer *content = context;
-    memcpy(content->data + offset, data, length);
+    memcpy((uint8_t *)context + offset, data, length);
     return 0;
 }
 
-static int64_t read_whole_file(const lf_node *file, uint64_t size, lf_buffer *content)
+/* Appends the file's `size` bytes (holes as zeros) to content. */
+static int64_t append_file(const lf_node *file, uint64_t size, lf_buffer *content)
 {
     if (size > SIZE_MAX || lf_buffer_reserve(content, (size_t)size) < 0)
         return -ENOMEM;
-    memset(content->data, 0, (size_t)size);
-    content->length = (size_t)size;
-    return lf_node_for_each_extent(file, collect_extent, content);
+    uint8_t *start = content->data + content->length;
+    memset(start, 0, (size_t)size);
+    content->length += (size_t)size;
+    return lf_node_for_each_extent(file, collect_extent, start);
 }
 
 /* Codes one stream: an llmz archive of its bytes with the path read first,
@@ -785,18 +877,68 @@ static int64_t code_small_stream(void *context, size_t index)
     return stream->status;
 }
 
+/* Bytes of each previous stream that the tree's files still hold, each
+ * content once (previous stream index -> bytes). */
+static int64_t count_live_bytes(const node_list *nodes, const lf_image *previous, u64_map *live)
+{
+    u64_map seen = {0};
+    int64_t status = 0;
+    for (size_t i = 0; previous && status == 0 && i < nodes->count; i++) {
+        lf_node_info info;
+        lf_node_get_info(nodes->items[i].node, &info);
+        uint64_t key = lf_node_content_key(nodes->items[i].node), bytes = 0;
+        if (info.type != LF_NODE_FILE || info.size == 0 || !content_fits(previous, key, info.size) ||
+            map_get(&seen, key, &bytes))
+            continue;
+        size_t index = lf_image_content_stream(key);
+        map_get(live, index, &bytes);
+        (void)((status = map_put(&seen, key, 1)) || (status = map_put(live, index, bytes + info.size)));
+    }
+    map_free(&seen);
+    return status;
+}
+
+/* A stream slot at the end of the list. */
+static int64_t add_stream(planned_stream **streams, size_t *count, size_t *capacity)
+{
+    if (*count == *capacity) {
+        size_t bigger = *capacity ? 2 * *capacity : 64;
+        planned_stream *more = realloc(*streams, bigger * sizeof *more);
+        if (!more)
+            return -ENOMEM;
+        memset(more + *capacity, 0, (bigger - *capacity) * sizeof *more);
+        *streams = more;
+        *capacity = bigger;
+    }
+    (*streams)[(*count)++] = (planned_stream){0};
+    return 0;
+}
+
 /* Decides, for every node, where its content comes from, and lists the
- * streams of the new image. */
-static int64_t plan_streams(const node_list *nodes, const lf_image_write_options *options,
-                            planned_node *plan, planned_stream **streams_out, size_t *count_out,
+ * streams of the new image.  Contents of the previous image are copied with
+ * their streams, unless a stream is a pack whose files mostly changed or
+ * went: those still in the tree are loaded and packed again.  Identical
+ * contents are stored once.  Small text files fill packs in document order,
+ * so that a pack holds neighbours, which are alike. */
+static int64_t plan_streams(lf_tree *tree, const node_list *nodes,
+                            const lf_image_write_options *options, planned_node *plan,
+                            planned_stream **streams_out, size_t *count_out,
                             lf_diagnostic *diagnostic)
 {
-    u64_map node_index = {0}, by_previous = {0}, by_content = {0};
-    size_t count = LF_IMAGE_FIRST_FILE_STREAM, capacity = 64;
-    planned_stream *streams = calloc(capacity, sizeof *streams);
-    int64_t status = streams ? 0 : -ENOMEM;
+    const lf_image *previous = options->previous;
+    uint64_t pack_size = options->pack_size == 0 ? LF_IMAGE_PACK_SIZE
+                         : options->pack_size > PACK_SIZE_LIMIT ? PACK_SIZE_LIMIT
+                                                               : options->pack_size;
+    u64_map node_index = {0}, by_previous = {0}, by_content = {0}, live = {0};
+    planned_stream *streams = NULL;
+    size_t count = 0, capacity = 0, open_pack = 0; /* open_pack 0: none */
+    lf_buffer content = {0};
+    int64_t status = count_live_bytes(nodes, previous, &live);
+    while (status == 0 && count < LF_IMAGE_FIRST_FILE_STREAM)
+        status = add_stream(&streams, &count, &capacity);
     for (size_t i = 0; status == 0 && i < nodes->count; i++) {
         lf_node *node = nodes->items[i].node;
+        const char *path = nodes->items[i].path;
         lf_node_info info;
         lf_node_get_info(node, &info);
         if (info.type != LF_NODE_FILE)
@@ -810,67 +952,74 @@ static int64_t plan_streams(const node_list *nodes, const lf_image_write_options
             break;
         if (info.size == 0)
             continue;
-        if (count == capacity) {
-            planned_stream *more = realloc(streams, 2 * capacity * sizeof *streams);
-            if (!more) {
-                status = -ENOMEM;
-                break;
-            }
-            memset(more + capacity, 0, capacity * sizeof *more);
-            streams = more;
-            capacity *= 2;
-        }
-        uint64_t key = lf_node_content_key(node), existing;
-        bool reusable = options->previous && key >= LF_IMAGE_FIRST_FILE_STREAM &&
-                        key < options->previous->stream_count &&
-                        options->previous->streams[key].original_size == info.size;
-        if (lf_node_content_pending(node) && !reusable) {
-            status = lf_fail(diagnostic, -EIO, "'%s' is not loaded and no stream holds it",
-                             nodes->items[i].path);
-            break;
-        }
-        if (reusable) {
-            if (!map_get(&by_previous, key, &existing)) {
+        uint64_t key = lf_node_content_key(node), existing, live_bytes = 0;
+        size_t index = lf_image_content_stream(key);
+        bool in_previous = previous && content_fits(previous, key, info.size);
+        bool copy = in_previous && map_get(&live, index, &live_bytes) &&
+                    2 * live_bytes >= previous->streams[index].original_size;
+        /* a file of a damaged pack keeps the pack as it is */
+        if (in_previous && !copy && lf_node_content_pending(node) &&
+            lf_tree_load_content(tree, node) < 0)
+            copy = true;
+        if (copy) {
+            if (!map_get(&by_previous, index, &existing)) {
                 existing = count;
-                streams[count++] = (planned_stream){.copied = true, .previous_index = key};
-                status = map_put(&by_previous, key, existing);
+                if ((status = add_stream(&streams, &count, &capacity)) < 0 ||
+                    (status = map_put(&by_previous, index, existing)) < 0)
+                    break;
+                streams[existing] = (planned_stream){.copied = true, .previous_index = index};
             }
-            plan[i] = (planned_node){.source = SOURCE_COPY, .stream = existing};
+            plan[i] = (planned_node){.source = SOURCE_COPY, .stream = existing,
+                                     .offset = lf_image_content_offset(key)};
             continue;
         }
-        planned_stream *stream = &streams[count];
-        *stream = (planned_stream){.path = nodes->items[i].path};
-        if ((status = lf_buffer_printf(&stream->prefix, "%s\n", stream->path)) < 0 ||
-            (status = read_whole_file(node, info.size, &stream->original)) < 0)
+        if (lf_node_content_pending(node) && (status = lf_tree_load_content(tree, node)) < 0) {
+            status = lf_fail(diagnostic, -EIO, "'%s' is not loaded and no stream holds it", path);
             break;
-        /* identical contents are stored once: look for an equal stream among
-         * those with the same hash */
-        uint64_t hash = XXH64(stream->original.data, stream->original.length, 0);
+        }
+        content.length = 0;
+        if ((status = append_file(node, info.size, &content)) < 0)
+            break;
+        /* an equal content coded before, among those with the same hash */
+        uint64_t probe = XXH64(content.data, content.length, 0);
         bool duplicate = false;
-        for (uint64_t probe = hash; map_get(&by_content, probe, &existing); probe++) {
-            lf_buffer *other = &streams[existing].original;
-            if (other->length == stream->original.length &&
-                memcmp(other->data, stream->original.data, other->length) == 0) {
-                duplicate = true;
-                break;
-            }
+        for (; !duplicate && map_get(&by_content, probe, &existing); probe++) {
+            const planned_node *other = &plan[existing];
+            const lf_buffer *bytes = &streams[other->stream].original;
+            lf_node_info other_info;
+            lf_node_get_info(nodes->items[existing].node, &other_info);
+            duplicate = other_info.size == info.size &&
+                        memcmp(bytes->data + other->offset, content.data, content.length) == 0;
         }
         if (duplicate) {
-            lf_buffer_free(&stream->original);
-            lf_buffer_free(&stream->prefix);
-            plan[i] = (planned_node){.source = SOURCE_COPY, .stream = existing};
+            plan[i] = (planned_node){.source = SOURCE_COPY, .stream = plan[existing].stream,
+                                     .offset = plan[existing].offset};
             continue;
         }
-        uint64_t probe = hash;
-        while (map_get(&by_content, probe, &existing))
-            probe++;
-        status = map_put(&by_content, probe, count);
-        plan[i] = (planned_node){.source = SOURCE_CODE, .stream = count};
-        count++;
+        if ((status = map_put(&by_content, probe, i)) < 0)
+            break;
+        bool packed = info.size < LF_IMAGE_PACK_MEMBER_LIMIT &&
+                      lf_llmz_looks_like_text(content.data, content.length);
+        if (packed && open_pack && streams[open_pack].original.length + info.size > pack_size)
+            open_pack = 0; /* full: this file starts the next pack */
+        size_t target = packed && open_pack ? open_pack : count;
+        if (target == count) {
+            if ((status = add_stream(&streams, &count, &capacity)) < 0)
+                break;
+            streams[target].path = path;
+            if ((status = lf_buffer_printf(&streams[target].prefix, "%s\n", path)) < 0)
+                break;
+            open_pack = packed ? target : open_pack;
+        }
+        plan[i] = (planned_node){.source = SOURCE_CODE, .stream = target,
+                                 .offset = streams[target].original.length};
+        status = lf_buffer_append(&streams[target].original, content.data, content.length);
     }
+    lf_buffer_free(&content);
     map_free(&node_index);
     map_free(&by_previous);
     map_free(&by_content);
+    map_free(&live);
     *streams_out = streams;
     *count_out = count;
     return status;
@@ -888,6 +1037,8 @@ static int64_t node_table_bytes(const node_list *nodes, const planned_node *plan
             status = lf_bytes_put_varint(out, plan[i].source == SOURCE_LINK ? plan[i].link : 0);
             if (status == 0 && plan[i].source != SOURCE_LINK)
                 status = lf_bytes_put_varint(out, plan[i].stream);
+            if (status == 0 && plan[i].source != SOURCE_LINK && plan[i].stream)
+                status = lf_bytes_put_varint(out, plan[i].offset);
         }
     }
     return status;
@@ -1007,7 +1158,7 @@ int64_t lf_image_write(lf_tree *tree, const char *path, const lf_image_write_opt
     if (status == 0 && !(plan = calloc(nodes.count ? nodes.count : 1, sizeof *plan)))
         status = -ENOMEM;
     if (status == 0)
-        status = plan_streams(&nodes, options, plan, &streams, &count, diagnostic);
+        status = plan_streams(tree, &nodes, options, plan, &streams, &count, diagnostic);
     if (status == 0) {
         streams[LF_IMAGE_METADATA_STREAM] = (planned_stream){0};
         streams[LF_IMAGE_NODE_TABLE_STREAM] = (planned_stream){0};
@@ -1033,7 +1184,8 @@ int64_t lf_image_write(lf_tree *tree, const char *path, const lf_image_write_opt
         /* the tree now refers to the new image's streams */
         for (size_t i = 0; i < nodes.count; i++)
             if (plan[i].source == SOURCE_COPY || plan[i].source == SOURCE_CODE)
-                lf_node_set_content_key(nodes.items[i].node, plan[i].stream,
+                lf_node_set_content_key(nodes.items[i].node,
+                                        content_key(plan[i].stream, plan[i].offset),
                                         lf_node_content_pending(nodes.items[i].node));
         if (report) {
             *report = (lf_image_write_report){.image_size = image.length};
@@ -1042,9 +1194,17 @@ int64_t lf_image_write(lf_tree *tree, const char *path, const lf_image_write_opt
                 report->streams_coded += !streams[i].copied;
                 report->bytes_coded += streams[i].copied ? 0 : streams[i].original.length;
             }
-            for (size_t i = 0; i < nodes.count; i++)
-                report->duplicates += plan[i].source != SOURCE_LINK && plan[i].stream != 0;
-            report->duplicates -= count - LF_IMAGE_FIRST_FILE_STREAM;
+            u64_map contents = {0};
+            for (size_t i = 0; i < nodes.count; i++) {
+                uint64_t key = content_key(plan[i].stream, plan[i].offset), seen;
+                if (plan[i].source == SOURCE_LINK || plan[i].stream == 0)
+                    continue;
+                if (map_get(&contents, key, &seen))
+                    report->duplicates++;
+                else if (map_put(&contents, key, 1) < 0)
+                    break; /* only the report is short */
+            }
+            map_free(&contents);
         }
     }
     if (status < 0)

@@ -1,8 +1,11 @@
 /* Compressed filesystem images (docs/FORMAT.md §7): a tree's metadata (the
  * XML state without bodies, LM-coded), a node table (owners, hard links,
- * which stream holds each file) and one stream per distinct file content,
- * coded by the model with the file's path read first.  Every stream and the
- * table carry checksums, so damage is found and named stream by stream.
+ * where each file's content is) and the distinct file contents, coded by the
+ * model with a file's path read first: a big or binary file as a stream of
+ * its own, small text files together in packs, so that the model and the
+ * codec's adaptive statistics learn from a file's neighbours (squashfs's
+ * fragments, DwarFS's blocks).  Every stream and the table carry checksums,
+ * so damage is found and named stream by stream.
  *
  * An image is written whole and atomically (a temporary beside it, fsync,
  * rename): readers and a crash see the old image or the new one.  A tree
@@ -21,7 +24,7 @@
 #include "fs/tree.h"
 #include "model/model.h"
 
-#define LF_IMAGE_VERSION 1
+#define LF_IMAGE_VERSION 2
 #define LF_IMAGE_SUPERBLOCK_SIZE 64
 
 enum {
@@ -40,7 +43,7 @@ typedef struct lf_image_stream {
     uint64_t offset; /* in the image file */
     uint64_t stored_size, original_size;
     uint32_t checksum; /* XXH32 of the stored bytes */
-    const uint8_t *prefix; /* what the model read first: the file's path and a newline */
+    const uint8_t *prefix; /* what the model read first: a file's path and a newline */
     size_t prefix_size;
 } lf_image_stream;
 
@@ -72,20 +75,30 @@ int64_t lf_image_read_stream(const lf_image *image, size_t index, lf_buffer *out
 const char *lf_image_stream_coder(const lf_image *image, size_t index);
 
 /* The image's tree: metadata and node table decoded and checked against
- * each other and the stream table.  Every non-empty file is pending with
- * its stream's index as content key, and the tree's content loader decodes
- * from this image, which must stay open as long as the tree may load. */
+ * each other and the stream table.  Every non-empty file is pending with a
+ * content key that names its stream and its offset there (see
+ * lf_image_content_stream), and the tree's content loader decodes from this
+ * image, which must stay open as long as the tree may load. */
 int64_t lf_image_load_tree(lf_image *image, lf_tree **tree, lf_diagnostic *diagnostic);
 
 /* The content loader lf_image_load_tree installs, for a front end that
- * wraps it (context: the image). */
+ * wraps it (context: the image).  Files of one pack are cut from one
+ * decoding: the image keeps the last few packs it decoded. */
 int64_t lf_image_load_content(void *image, lf_node *file, uint64_t key);
+
+/* Where the content a key names is: its stream, and the offset of its
+ * first byte in the stream's original bytes (0 but in packs). */
+size_t lf_image_content_stream(uint64_t key);
+uint64_t lf_image_content_offset(uint64_t key);
 
 /* Drops the content of every loaded file that still equals its stream
  * (content key set, not pending), so it reloads on the next access: how a
  * mount keeps its decoded contents within a memory bound.  Returns the
  * bytes dropped. */
 int64_t lf_image_drop_clean_contents(lf_tree *tree);
+
+#define LF_IMAGE_PACK_SIZE (32 * 1024)        /* mkfs's and commits' default */
+#define LF_IMAGE_PACK_MEMBER_LIMIT (16 * 1024) /* bigger files are streams of their own */
 
 typedef void (*lf_image_progress_fn)(void *context, uint64_t done, uint64_t total);
 
@@ -95,6 +108,11 @@ typedef struct lf_image_write_options {
     /* The image the tree was loaded from, or NULL: files whose content key
      * names one of its streams are copied from it, not coded again. */
     const lf_image *previous;
+    /* Files under LF_IMAGE_PACK_MEMBER_LIMIT bytes that look like text are
+     * coded in packs of up to this many bytes (0: LF_IMAGE_PACK_SIZE; 1
+     * leaves every file alone).  A bigger pack compresses better and takes
+     * longer to decode when one of its files is read. */
+    uint64_t pack_size;
     lf_image_progress_fn progress; /* bytes coded so far, of the total to code */
     void *progress_context;
 } lf_image_write_options;

@@ -55,7 +55,8 @@ ln -s file1.txt "$src/link"
 files=()
 while IFS= read -r path; do files+=("/${path#"$src"/}"); done < <(find "$src" -type f | sort)
 
-run "$llmfuse" mkfs "$src" "$image" -m cm -q
+# One stream per content here (--pack-size 0); packs are (e)'s.
+run "$llmfuse" mkfs "$src" "$image" -m cm -q --pack-size 0
 [ "$rc" = 0 ] || fail "mkfs failed: $(cat "$scratch/err")"
 run "$llmfuse" fsck "$image"
 [ "$rc" = 0 ] || fail "fsck of the undamaged image failed: $(cat "$scratch/err")"
@@ -241,6 +242,37 @@ refused "not with 'cm-small'" timeout 60 "$llmfuse" mount "$image" "$mnt" -m cm-
 refused "no model 'nonesuch'" "$llmfuse" ls "$image" -m nonesuch
 run "$llmfuse" ls "$image" -m cm
 [ "$rc" = 0 ] && cmp -s "$scratch/out" "$scratch/ls.expected" || fail "ls -m cm failed: $(cat "$scratch/err")"
+
+# (e) Packs: small text files share a stream, so a flip there costs every
+# file of that pack, which fsck names, and no other.
+packed=$scratch/packed.img
+run "$llmfuse" mkfs "$src" "$packed" -m cm -q
+[ "$rc" = 0 ] || fail "mkfs with packs failed: $(cat "$scratch/err")"
+packed_table=$(od -An -v -tu8 --endian=little -j24 -N8 "$packed" | tr -d ' ')
+widest=0
+for ((k = 1; k <= 12; k++)); do
+  offset=$((64 + (packed_table - 64) * k / 13))
+  byte=$(od -An -tu1 -j "$offset" -N1 "$packed" | tr -d ' ')
+  cp "$packed" "$damaged"
+  printf "\\$(printf %03o $((byte ^ 16)))" | dd of="$damaged" bs=1 seek="$offset" conv=notrunc status=none
+  run "$llmfuse" fsck "$damaged"
+  [ "$rc" = 1 ] || fail "fsck exited $rc on a flip in the packed image at byte $offset"
+  named=$(sed -n 's/^llmfuse fsck: damaged: stream [0-9]* (\(.*\)): .*/\1/p' "$scratch/err")
+  [ -n "$named" ] || fail "fsck names no stream for a flip at byte $offset: $(cat "$scratch/err")"
+  [[ "$named" == the* ]] && continue # metadata or node table: (a) covers them
+  count=$(($(tr -cd ',' <<<"$named" | wc -c) + 1))
+  [ "$count" -gt "$widest" ] && widest=$count
+  for file in "${files[@]}"; do
+    run "$llmfuse" cat "$damaged" "$file" -m cm
+    if [[ ", $named, " == *", $file, "* ]]; then
+      [ "$rc" = 1 ] && [ ! -s "$scratch/out" ] || fail "$file of a damaged pack read (flip at byte $offset)"
+    else
+      [ "$rc" = 0 ] && cmp -s "$scratch/out" "$src$file" ||
+        fail "$file, outside the damaged stream ($named), does not read back (flip at byte $offset)"
+    fi
+  done
+done
+[ "$widest" -ge 3 ] || fail "no flip hit a pack of several files (at most $widest named)"
 
 # (c) A mount of an image with a damaged file stream (file2.txt's).
 [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && command -v fusermount3 >/dev/null ||

@@ -327,6 +327,33 @@ rm mnt/h2
 [ "$(stat -c %h mnt/h1)" = 1 ] || fail "h1 shows $(stat -c %h mnt/h1) links after rm h2"
 unmount_image mnt
 
+# Packs through commits: a pack most of whose files went is coded again
+# without them; one still mostly in use is copied as it is.
+step "packs through commits"
+mkdir packs
+for i in $(seq 10); do seq 1 80 | sed "s/^/pack member $(printf %02d "$i"), line /" >"packs/m$i.txt"; done
+make_image packs packs.img -m cm
+stored_contents() { # the original bytes of the image's file streams
+  "$llmfuse" info "$1" -m cm | sed -n 's/^file content: .* bytes in files, \([0-9]*\) in distinct.*/\1/p'
+}
+member=$(stat -c %s packs/m1.txt)
+[ "$(stored_contents packs.img)" = $((10 * member)) ] || fail "packs.img holds $(stored_contents packs.img) bytes"
+[ "$("$llmfuse" info packs.img -m cm | grep -c '^file contents')" = 1 ] &&
+  "$llmfuse" info packs.img -m cm | grep -Eq '^file contents +cm +1 ' || fail "the 10 files are not one pack"
+mount_image packs.img mnt
+rm mnt/m{1..7}.txt
+unmount_image mnt
+check_image packs.img
+[ "$(stored_contents packs.img)" = $((3 * member)) ] ||
+  fail "after deleting 7 of 10 files the pack holds $(stored_contents packs.img) bytes, not $((3 * member))"
+mount_image packs.img mnt
+rm mnt/m8.txt
+unmount_image mnt
+[ "$(stored_contents packs.img)" = $((3 * member)) ] || fail "a pack 2/3 in use was not copied"
+for i in 9 10; do
+  cmp -s <("$llmfuse" cat packs.img "m$i.txt") "packs/m$i.txt" || fail "m$i.txt differs after the commits"
+done
+
 # ---- 4. lf_fsx inside the mount ---------------------------------------------
 # Every fsync (about one operation in fifty) commits the image, coding the
 # file again: a small --max-size keeps 100,000 operations (fewer under the

@@ -82,8 +82,10 @@ static int count_entry(void *context, const char *name, const struct stat *attri
 static void read_file(reader *r, lf_node *node, const struct stat *attributes)
 {
     uint64_t key = lf_node_content_key(node);
-    check(key < r->count, "a file's content key is not a stream");
-    if (attributes->st_size > MAX_DECODED || (key && !r->small[key]))
+    size_t stream = lf_image_content_stream(key);
+    uint64_t offset = lf_image_content_offset(key);
+    check(stream < r->count, "a file's content key is not a stream");
+    if (attributes->st_size > MAX_DECODED || (key && !r->small[stream]))
         return;
     size_t size = (size_t)attributes->st_size;
     uint8_t *content = malloc(size + 1);
@@ -92,12 +94,13 @@ static void read_file(reader *r, lf_node *node, const struct stat *attributes)
     if (key == 0) {
         check(got == (int64_t)size, "an empty or unstored file does not read");
     } else if (got >= 0) {
-        /* read through the tree: exactly its stream's bytes */
-        check(r->readable[key] && (size_t)got == size && size == r->contents[key].length &&
-                  memcmp(content, r->contents[key].data, size) == 0,
+        /* read through the tree: exactly its part of its stream */
+        const lf_buffer *bytes = &r->contents[stream];
+        check(r->readable[stream] && (size_t)got == size && offset <= bytes->length &&
+                  size <= bytes->length - offset && memcmp(content, bytes->data + offset, size) == 0,
               "a file reads other bytes than its stream holds");
     } else {
-        check(got == -EIO && !r->readable[key], "a file whose stream reads fails to load");
+        check(got == -EIO && !r->readable[stream], "a file whose stream reads fails to load");
     }
     free(content);
 }
