@@ -164,6 +164,12 @@ static int parse_flags(int argc, char **argv, const char *usage, image_options *
     return optind;
 }
 
+/* --pack-size in KiB as lf_image_write_options wants it (0 KiB: no packs). */
+static uint64_t pack_size_of(const image_options *options)
+{
+    return options->pack_kib ? options->pack_kib * 1024 : 1;
+}
+
 static int failed(const char *command, const lf_diagnostic *diagnostic, int64_t status)
 {
     fprintf(stderr, "llmfuse %s: %s\n", command,
@@ -238,7 +244,7 @@ static int command_mkfs(int argc, char **argv)
         status = lf_scan_directory(source, report_skipped, &skipped, &tree, &diagnostic);
     mkfs_progress progress = {.show = !options.quiet && isatty(STDERR_FILENO)};
     lf_image_write_options write_options = {.model = model, .threads = options.threads,
-                                            .pack_size = options.pack_kib ? options.pack_kib * 1024 : 1,
+                                            .pack_size = pack_size_of(&options),
                                             .progress = show_progress,
                                             .progress_context = &progress};
     lf_image_write_report report = {0};
@@ -267,7 +273,7 @@ static int command_mkfs(int argc, char **argv)
 
 static const char mount_usage[] =
     "usage: llmfuse mount IMAGE MNT [-f] [-o OPTIONS] [-m MODEL] [--cache-size MB]\n"
-    "                     [--commit-interval S]\n"
+    "                     [--commit-interval S] [--pack-size KIB]\n"
     "       llmfuse mount --engine=model|exact [-m MODEL] [--state FILE] [--verify]\n"
     "                     [-f] [-o OPTIONS] MNT\n"
     "Mounts a compressed filesystem image read-write.  Files are decoded on first\n"
@@ -280,6 +286,7 @@ static const char mount_usage[] =
     "  -m, --model MODEL       the image's model, when it is not built in\n"
     "  --cache-size MB         decoded contents kept in memory (default 256)\n"
     "  --commit-interval S     seconds between commits, 0 for none (default 30)\n"
+    "  --pack-size KIB         packs of small text files that commits code (as mkfs)\n"
     "With --engine, the filesystem is implemented by the model (a GGUF file, -m;\n"
     "default models/fs.gguf when built in): every operation is a prompt, every answer\n"
     "validated; --engine=exact answers with the simulator's exact results instead.\n"
@@ -329,6 +336,7 @@ static int command_mount(int argc, char **argv)
         .mount_options = options.mount_options.length ? lf_buffer_string(&options.mount_options) : NULL,
         .cache_bytes = options.cache_megabytes << 20,
         .commit_interval = options.commit_interval,
+        .pack_size = pack_size_of(&options),
         .foreground = options.foreground,
     };
     lf_diagnostic diagnostic = {0};

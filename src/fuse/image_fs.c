@@ -56,7 +56,8 @@ static int commit_locked(image_fs *self)
 {
     if (!self->dirty || self->read_only)
         return 0;
-    lf_image_write_options options = {.model = self->model, .previous = self->image};
+    lf_image_write_options options = {.model = self->model, .previous = self->image,
+                                      .pack_size = self->config->pack_size};
     lf_image *written = NULL;
     lf_diagnostic diagnostic = {0};
     int64_t status = lf_image_write(self->tree, self->image_path, &options, &written, NULL,

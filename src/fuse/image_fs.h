@@ -21,6 +21,7 @@ typedef struct lf_image_fs_config {
     const char *mount_options; /* libfuse -o options ("ro,allow_other"), or NULL */
     uint64_t cache_bytes;      /* clean decoded contents kept in memory, at most (about) */
     unsigned commit_interval;  /* seconds between commits of changes; 0: only fsync and unmount */
+    uint64_t pack_size;        /* packs of new contents (lf_image_write_options) */
     bool foreground;
 } lf_image_fs_config;
 
