@@ -30,6 +30,12 @@ enum {
  * On error out keeps its length. */
 int64_t lf_xml_write(const lf_tree *tree, unsigned flags, lf_buffer *out, lf_diagnostic *diag);
 
+/* Appends a time as the XML's mtime attribute holds it, UTC to the second:
+ * `2024-06-30T09:04:49`.  -LF_EUNREPRESENTABLE outside years 0001..9999.
+ * The dataset's lines use it too, so that the model copies times rather
+ * than converts them. */
+int64_t lf_xml_append_time(lf_buffer *out, int64_t seconds);
+
 /* Builds a new tree from a document.  Returns 0 and *tree, or -LF_EFORMAT
  * (diag says what and where: line:column and the element's path), -ENOMEM;
  * on error *tree is NULL. Owner and group names the system does not know

@@ -150,6 +150,21 @@ static void civil_from_days(int64_t days, int64_t *year, unsigned *month, unsign
     *year = (int64_t)year_of_era + era * 400 + (*month <= 2);
 }
 
+int64_t lf_xml_append_time(lf_buffer *out, int64_t seconds)
+{
+    if (seconds < MTIME_MIN || seconds > MTIME_MAX)
+        return -LF_EUNREPRESENTABLE;
+    int64_t days = seconds / 86400, second_of_day = seconds % 86400;
+    if (second_of_day < 0)
+        days -= 1, second_of_day += 86400;
+    int64_t year;
+    unsigned month, day;
+    civil_from_days(days, &year, &month, &day);
+    return lf_buffer_printf(out, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u", year, month, day,
+                            (unsigned)(second_of_day / 3600), (unsigned)(second_of_day / 60 % 60),
+                            (unsigned)(second_of_day % 60));
+}
+
 static int64_t append_mtime(writer *w, const struct timespec *mtime)
 {
     int64_t seconds = (int64_t)mtime->tv_sec;
@@ -157,15 +172,10 @@ static int64_t append_mtime(writer *w, const struct timespec *mtime)
         return lf_fail(w->diag, -LF_EUNREPRESENTABLE,
                        "mtime of \"%s\" (%" PRId64 " s) is outside years 0001..9999",
                        current_path(w), seconds);
-    int64_t days = seconds / 86400, second_of_day = seconds % 86400;
-    if (second_of_day < 0)
-        days -= 1, second_of_day += 86400;
-    int64_t year;
-    unsigned month, day;
-    civil_from_days(days, &year, &month, &day);
-    return lf_buffer_printf(w->out, " mtime=\"%04" PRId64 "-%02u-%02uT%02u:%02u:%02u\"", year,
-                            month, day, (unsigned)(second_of_day / 3600),
-                            (unsigned)(second_of_day / 60 % 60), (unsigned)(second_of_day % 60));
+    int64_t status = lf_buffer_append_string(w->out, " mtime=\"");
+    if (status == 0)
+        status = lf_xml_append_time(w->out, seconds);
+    return status < 0 ? status : lf_buffer_append_string(w->out, "\"");
 }
 
 /* `<tag path name mode owner group mtime`: what every element shares. */

@@ -18,15 +18,18 @@
 /* chown's "leave unchanged" is -1 to the syscall and in the line. */
 static long long id_text(uint32_t id) { return id == UINT32_MAX ? -1 : (long long)id; }
 
-/* A utimensat time request as the seed's Python would print a float
- * timestamp, or the special value's name. */
-static int append_time_request(lf_buffer *out, const struct timespec *time)
+/* A utimensat time request as the XML writes times, quoted, or the special
+ * value's name. */
+static int64_t append_time_request(lf_buffer *out, const struct timespec *time)
 {
     if (time->tv_nsec == UTIME_NOW)
         return lf_buffer_append_string(out, "UTIME_NOW");
     if (time->tv_nsec == UTIME_OMIT)
         return lf_buffer_append_string(out, "UTIME_OMIT");
-    return lf_buffer_printf(out, "%lld.0", (long long)time->tv_sec);
+    int64_t status = lf_buffer_append_string(out, "'");
+    if (status == 0)
+        status = lf_xml_append_time(out, (int64_t)time->tv_sec);
+    return status < 0 ? status : lf_buffer_append_string(out, "'");
 }
 
 int64_t lf_sim_opline_format(const lf_sim_operation *op, lf_buffer *out)
@@ -148,21 +151,30 @@ static const char *type_name(mode_t mode)
     return S_ISDIR(mode) ? "directory" : S_ISLNK(mode) ? "symlink" : "file";
 }
 
-/* Python's json.dumps of the seed's getattr dictionary: mode is S_IMODE as
- * a decimal integer, mtime seconds as a float.  Sizes of directories are
- * 0, the tree's, rather than whatever the disk filesystem reports. */
+/* The seed's getattr dictionary as Python's json.dumps writes it, with mode
+ * and mtime as the XML writes them (octal permission digits, a UTC time),
+ * so that answering is copying from the state, not arithmetic: the seed's
+ * decimal mode and seconds since 1970 cost a small model most of its
+ * getattr answers (docs/DECISIONS.md).  Sizes of directories are 0, the
+ * tree's, rather than whatever the disk filesystem reports. */
 static int64_t append_attributes(const struct stat *attributes, lf_buffer *out)
 {
-    char owner[256], group[256];
+    char owner[256], group[256], mode[16];
+    lf_buffer mtime = {0};
     lf_users_user_name(attributes->st_uid, owner, sizeof owner);
     lf_users_group_name(attributes->st_gid, group, sizeof group);
+    snprintf(mode, sizeof mode, "%o", (unsigned)(attributes->st_mode & 07777));
     json_int_t size = S_ISDIR(attributes->st_mode) ? 0 : (json_int_t)attributes->st_size;
-    json_t *object = json_pack("{s:I,s:I,s:s,s:f,s:s,s:s}", "mode",
-                               (json_int_t)(attributes->st_mode & 07777), "size", size, "type",
-                               type_name(attributes->st_mode), "mtime",
-                               (double)attributes->st_mtim.tv_sec, "owner", owner, "group", group);
-    /* Not compact: jansson then separates like Python, ", " and ": ". */
-    return append_json(out, object, 0);
+    int64_t status = lf_xml_append_time(&mtime, (int64_t)attributes->st_mtim.tv_sec);
+    if (status == 0) {
+        json_t *object = json_pack("{s:s,s:I,s:s,s:s,s:s,s:s}", "mode", mode, "size", size, "type",
+                                   type_name(attributes->st_mode), "mtime",
+                                   lf_buffer_string(&mtime), "owner", owner, "group", group);
+        /* Not compact: jansson then separates like Python, ", " and ": ". */
+        status = append_json(out, object, 0);
+    }
+    lf_buffer_free(&mtime);
+    return status;
 }
 
 int64_t lf_sim_completion_read(const lf_sim_operation *operation, const lf_sim_outcome *outcome,

@@ -67,6 +67,23 @@ cmp -s "$eval" "$scratch/again-eval.jsonl" || fail "the same seed gave different
   "$(cat "$source_dir/tests/golden/gen_seed1_200.sha256")" ] ||
   fail "seed 1 no longer gives the golden bytes (see the comment above)"
 
+# getattr answers and utimens lines write modes and times as the state
+# does, so an answer is a copy: every getattr's mtime and mode stand in its
+# prompt's XML.
+jq -r 'select(.prompt | startswith("<R>\ngetattr(")) | select(.completion | startswith("{"))
+       | [(.completion | fromjson | .mtime, .mode), .prompt] | @tsv' "$train" >"$scratch/getattr.tsv"
+[ -s "$scratch/getattr.tsv" ] || fail "no successful getattr in the training lines"
+while IFS=$'\t' read -r mtime mode prompt; do
+  [[ $mtime =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$ && $mode =~ ^[0-7]{3,4}$ ]] ||
+    fail "a getattr answer has mtime '$mtime', mode '$mode'"
+  [[ $prompt == *"mode=\"$mode\""* && $prompt == *"mtime=\"$mtime\""* ]] ||
+    fail "getattr's mode $mode or mtime $mtime is not in its prompt"
+done <"$scratch/getattr.tsv"
+jq -r '.prompt | select(startswith("<W>\nutimens(")) | split("\n")[1]' "$train" >"$scratch/utimens"
+grep -q "times=('[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9:]\{8\}'" "$scratch/utimens" ||
+  fail "no utimens line with times as the XML writes them: $(head -3 "$scratch/utimens")"
+! grep -q "times=([0-9]" "$scratch/utimens" || fail "a utimens line has seconds since 1970"
+
 # Training and evaluation share no prompt.
 jq -c .prompt "$train" | sort >"$scratch/train-prompts"
 jq -c .prompt "$eval" | sort >"$scratch/eval-prompts"
