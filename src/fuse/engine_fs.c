@@ -326,12 +326,12 @@ static int run_read(lf_sim_operation *operation, lf_buffer *completion)
     return error;
 }
 
-static int set_path(lf_sim_operation *operation, char *field, const char *path)
+/* Copies a path into an operation's path field (LF_SIM_PATH_MAX bytes). */
+static int set_path(char *field, const char *path)
 {
     if (strlen(path) >= LF_SIM_PATH_MAX)
         return -ENAMETOOLONG;
     strcpy(field, path);
-    (void)operation;
     return 0;
 }
 
@@ -353,7 +353,7 @@ static int engine_readdir(const char *path, void *buffer, fuse_fill_dir_t fill, 
     (void)flags;
     lf_sim_operation operation = {.op = LF_SIM_READDIR};
     lf_buffer completion = {0};
-    int status = set_path(&operation, operation.path, path);
+    int status = set_path(operation.path, path);
     if (status == 0)
         status = run_read(&operation, &completion);
     json_t *names = status == 0 ? json_loadb((const char *)completion.data, completion.length, 0, NULL) : NULL;
@@ -408,7 +408,7 @@ static int engine_read(const char *path, char *buffer, size_t size, off_t offset
         lf_sim_operation operation = {.op = LF_SIM_READ, .size = READ_SIZE,
                                       .offset = (uint64_t)offset + done};
         lf_buffer completion = {0};
-        int status = set_path(&operation, operation.path, path);
+        int status = set_path(operation.path, path);
         if (status == 0)
             status = run_read(&operation, &completion);
         if (status == 0 && completion.length > READ_SIZE)
@@ -432,7 +432,7 @@ static int engine_readlink(const char *path, char *buffer, size_t size)
 {
     lf_sim_operation operation = {.op = LF_SIM_READLINK};
     lf_buffer completion = {0};
-    int status = set_path(&operation, operation.path, path);
+    int status = set_path(operation.path, path);
     if (status == 0)
         status = run_read(&operation, &completion);
     if (status == 0 && size > 0) {
@@ -450,7 +450,7 @@ static int engine_write(const char *path, const char *data, size_t size, off_t o
 {
     (void)file;
     lf_sim_operation operation = {.op = LF_SIM_WRITE, .offset = (uint64_t)offset};
-    int status = set_path(&operation, operation.path, path);
+    int status = set_path(operation.path, path);
     if (status == 0 && lf_buffer_append(&operation.data, data, size) < 0)
         status = -ENOMEM;
     if (status == 0)
@@ -463,28 +463,28 @@ static int engine_create(const char *path, mode_t mode, struct fuse_file_info *f
 {
     (void)file;
     lf_sim_operation operation = {.op = LF_SIM_CREATE, .mode = S_IFREG | (mode & 07777)};
-    int status = set_path(&operation, operation.path, path);
+    int status = set_path(operation.path, path);
     return status < 0 ? status : run_change(&operation);
 }
 
 static int engine_mkdir(const char *path, mode_t mode)
 {
     lf_sim_operation operation = {.op = LF_SIM_MKDIR, .mode = mode & 07777};
-    int status = set_path(&operation, operation.path, path);
+    int status = set_path(operation.path, path);
     return status < 0 ? status : run_change(&operation);
 }
 
 static int engine_unlink(const char *path)
 {
     lf_sim_operation operation = {.op = LF_SIM_UNLINK};
-    int status = set_path(&operation, operation.path, path);
+    int status = set_path(operation.path, path);
     return status < 0 ? status : run_change(&operation);
 }
 
 static int engine_rmdir(const char *path)
 {
     lf_sim_operation operation = {.op = LF_SIM_RMDIR};
-    int status = set_path(&operation, operation.path, path);
+    int status = set_path(operation.path, path);
     return status < 0 ? status : run_change(&operation);
 }
 
@@ -493,9 +493,9 @@ static int engine_rename(const char *from, const char *to, unsigned int flags)
     if (flags & ~(unsigned)RENAME_NOREPLACE)
         return -EINVAL;
     lf_sim_operation operation = {.op = LF_SIM_RENAME, .flags = flags};
-    int status = set_path(&operation, operation.path, from);
+    int status = set_path(operation.path, from);
     if (status == 0)
-        status = set_path(&operation, operation.other, to);
+        status = set_path(operation.other, to);
     return status < 0 ? status : run_change(&operation);
 }
 
@@ -505,7 +505,7 @@ static int engine_chmod(const char *path, mode_t mode, struct fuse_file_info *fi
     /* the kernel passes the mode with the changed inode's file type, as
      * the dataset's lines carry it */
     lf_sim_operation operation = {.op = LF_SIM_CHMOD, .mode = mode};
-    int status = set_path(&operation, operation.path, path);
+    int status = set_path(operation.path, path);
     return status < 0 ? status : run_change(&operation);
 }
 
@@ -513,7 +513,7 @@ static int engine_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file
 {
     (void)file;
     lf_sim_operation operation = {.op = LF_SIM_CHOWN, .uid = uid, .gid = gid};
-    int status = set_path(&operation, operation.path, path);
+    int status = set_path(operation.path, path);
     return status < 0 ? status : run_change(&operation);
 }
 
@@ -521,16 +521,16 @@ static int engine_truncate(const char *path, off_t length, struct fuse_file_info
 {
     (void)file;
     lf_sim_operation operation = {.op = LF_SIM_TRUNCATE, .length = length};
-    int status = set_path(&operation, operation.path, path);
+    int status = set_path(operation.path, path);
     return status < 0 ? status : run_change(&operation);
 }
 
 static int engine_symlink(const char *target, const char *path)
 {
     lf_sim_operation operation = {.op = LF_SIM_SYMLINK};
-    int status = set_path(&operation, operation.path, path);
+    int status = set_path(operation.path, path);
     if (status == 0)
-        status = set_path(&operation, operation.other, target);
+        status = set_path(operation.other, target);
     return status < 0 ? status : run_change(&operation);
 }
 
@@ -546,7 +546,7 @@ static int engine_utimens(const char *path, const struct timespec times[2],
         if (times[i].tv_nsec != UTIME_NOW && times[i].tv_nsec != UTIME_OMIT)
             operation.times[i].tv_nsec = 0;
     }
-    int status = set_path(&operation, operation.path, path);
+    int status = set_path(operation.path, path);
     return status < 0 ? status : run_change(&operation);
 }
 
