@@ -662,6 +662,8 @@ static const char info_usage[] =
 
 typedef struct node_counts {
     uint64_t directories, files, symlinks, extra_links, content_bytes;
+    uint64_t *packed; /* per stream: 1 + the offset of a file content seen in it, or
+                         UINT64_MAX once a second offset is seen (a pack); NULL: not counted */
 } node_counts;
 
 static void count_nodes(const lf_node *node, node_counts *counts)
@@ -673,6 +675,12 @@ static void count_nodes(const lf_node *node, node_counts *counts)
     if (info.type == LF_NODE_FILE) {
         counts->files++;
         counts->content_bytes += info.size;
+        uint64_t key = lf_node_content_key(node);
+        uint64_t *seen = counts->packed && key ? &counts->packed[lf_image_content_stream(key)] : NULL;
+        if (seen && *seen == 0)
+            *seen = 1 + lf_image_content_offset(key);
+        else if (seen && *seen != 1 + lf_image_content_offset(key))
+            *seen = UINT64_MAX;
     }
     for (size_t i = 0; info.type == LF_NODE_DIRECTORY && i < lf_node_child_count(node); i++)
         count_nodes(lf_node_child(node, i, NULL), counts);
@@ -694,8 +702,12 @@ static int command_info(int argc, char **argv)
         lf_image_close(image);
         return failed("info", &diagnostic, status);
     }
-    node_counts counts = {0};
+    node_counts counts = {.packed = calloc(lf_image_stream_count(image), sizeof(uint64_t))};
     count_nodes(lf_tree_root(tree), &counts);
+    uint64_t packs = 0;
+    for (size_t i = 0; counts.packed && i < lf_image_stream_count(image); i++)
+        packs += counts.packed[i] == UINT64_MAX;
+    free(counts.packed);
     printf("image:        %s, %" PRIu64 " bytes, format version %d\n", argv[first],
            lf_image_size(image), LF_IMAGE_VERSION);
     printf("model:        %s (fingerprint %016" PRIx64 ")\n", lf_image_model(image)->name,
@@ -739,6 +751,7 @@ static int command_info(int argc, char **argv)
     printf("%-14s %-10s %8zu %14" PRIu64 " %14" PRIu64 " %7.3f\n", "total", "",
            lf_image_stream_count(image), original_total, lf_image_size(image),
            original_total ? (double)lf_image_size(image) / (double)original_total : 0.0);
+    printf("packs:        %" PRIu64 " of the file content streams hold several files\n", packs);
     printf("file content: %" PRIu64 " bytes in files, %" PRIu64
            " in distinct streams (duplicates and hard links stored once)\n",
            counts.content_bytes, original_total - lf_image_stream_at(image, 0)->original_size -

@@ -339,7 +339,8 @@ stored_contents() { # the original bytes of the image's file streams
 member=$(stat -c %s packs/m1.txt)
 [ "$(stored_contents packs.img)" = $((10 * member)) ] || fail "packs.img holds $(stored_contents packs.img) bytes"
 [ "$("$llmfuse" info packs.img -m cm | grep -c '^file contents')" = 1 ] &&
-  "$llmfuse" info packs.img -m cm | grep -Eq '^file contents +cm +1 ' || fail "the 10 files are not one pack"
+  "$llmfuse" info packs.img -m cm | grep -Eq '^file contents +cm +1 ' &&
+  "$llmfuse" info packs.img -m cm | grep -Eq '^packs: +1 of' || fail "the 10 files are not one pack"
 mount_image packs.img mnt
 rm mnt/m{1..7}.txt
 unmount_image mnt
