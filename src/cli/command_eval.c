@@ -24,14 +24,17 @@
 static void print_usage(FILE *stream)
 {
     fprintf(stream,
-            "usage: llmfuse eval MODEL.gguf DATA.jsonl [--limit N] [--threads N] [--max-tokens N]\n\n"
+            "usage: llmfuse eval MODEL.gguf DATA.jsonl [--limit N] [--threads N] [--max-tokens N]\n"
+            "                    [--mismatches FILE]\n\n"
             "Completes every example's prompt greedily with the model and compares the\n"
             "completion with the expected one, byte for byte. DATA is what 'llmfuse gen'\n"
             "writes: lines with \"prompt\" and \"completion\" (\"completion_encoding\":\n"
             "\"base64\" for bytes), and \"op\" and \"kind\" (else read from the prompt).\n\n"
             "  --limit N       the first N examples only\n"
             "  --threads N     examples completed at once [one per CPU]; never changes a result\n"
-            "  --max-tokens N  longest completion in tokens [the model's context]\n\n"
+            "  --max-tokens N  longest completion in tokens [the model's context]\n"
+            "  --mismatches FILE  writes each example not matched exactly as a JSON line:\n"
+            "                  its line number, op, prompt, expected and model completion\n\n"
             "Prints per operation and per kind (R, W) the examples, exact ones and mean\n"
             "latency; how many write completions that should be an XML state parse as one;\n"
             "latency and speed. The last line is 'exact: P%% (K/N)'.\n");
@@ -194,6 +197,7 @@ static int64_t load_examples(const char *path, size_t limit, example_set *set,
 /* ---- running them ---------------------------------------------------------- */
 
 typedef struct outcome {
+    lf_buffer completion; /* kept only when a mismatch file is wanted */
     bool exact;
     bool valid_state; /* expects_state examples: the completion parses as XML */
     double milliseconds;
@@ -207,6 +211,7 @@ typedef struct evaluation {
     const example_set *examples;
     outcome *outcomes;
     uint32_t max_tokens;
+    bool keep_completions;
     pthread_mutex_t lock;
     lf_generator **generators; /* one per thread */
     size_t *idle, idle_count;  /* indices into generators not in use */
@@ -244,7 +249,7 @@ static bool parses_as_state(const lf_buffer *text)
 }
 
 static int64_t complete_one(lf_generator *generator, const example *item, uint32_t max_tokens,
-                            outcome *result)
+                            bool keep_completion, outcome *result)
 {
     lf_buffer completion = {0};
     double start = now_milliseconds();
@@ -260,7 +265,10 @@ static int64_t complete_one(lf_generator *generator, const example *item, uint32
                          memcmp(completion.data, item->expected.data, completion.length) == 0);
         result->valid_state = item->expects_state && parses_as_state(&completion);
     }
-    lf_buffer_free(&completion);
+    if (status == 0 && keep_completion && !result->exact)
+        result->completion = completion;
+    else
+        lf_buffer_free(&completion);
     return status;
 }
 
@@ -273,17 +281,18 @@ static int64_t run_example(void *context, size_t job)
         status = lf_generator_new(run->model, 0, &run->generators[index]);
     if (status == 0)
         status = complete_one(run->generators[index], &run->examples->items[job], run->max_tokens,
-                              &run->outcomes[job]);
+                              run->keep_completions, &run->outcomes[job]);
     return_generator(run, index);
     return status;
 }
 
 /* Completes every example on `threads` threads; *seconds is the wall time. */
 static int64_t evaluate(const lf_generate_model *model, const example_set *examples,
-                        uint32_t max_tokens, unsigned threads, outcome *outcomes, double *seconds)
+                        uint32_t max_tokens, bool keep_completions, unsigned threads,
+                        outcome *outcomes, double *seconds)
 {
     evaluation run = {.model = model, .examples = examples, .outcomes = outcomes,
-                      .max_tokens = max_tokens};
+                      .max_tokens = max_tokens, .keep_completions = keep_completions};
     run.generators = calloc(threads, sizeof *run.generators);
     run.idle = malloc(threads * sizeof *run.idle);
     if (!run.generators || !run.idle) {
@@ -407,10 +416,56 @@ static int64_t print_summary(const example_set *examples, const outcome *outcome
     return 0;
 }
 
+/* A JSON string of bytes that may not be UTF-8: bytes outside ASCII in a
+ * completion that is not UTF-8 become U+FFFD, as the file is for reading. */
+static json_t *text_value(const uint8_t *bytes, size_t length)
+{
+    json_t *value = json_stringn(length ? (const char *)bytes : "", length);
+    if (value)
+        return value;
+    lf_buffer cleaned = {0};
+    for (size_t i = 0; i < length; i++)
+        lf_buffer_append(&cleaned, bytes[i] < 0x80 ? (const void *)&bytes[i] : "\xef\xbf\xbd",
+                         bytes[i] < 0x80 ? 1 : 3);
+    value = json_stringn((const char *)cleaned.data, cleaned.length);
+    lf_buffer_free(&cleaned);
+    return value;
+}
+
+/* One JSON line per inexact example: index (from 0, in the data's order),
+ * op, prompt, expected, got. Written atomically. */
+static int64_t write_mismatches(const char *path, const example_set *examples,
+                                const outcome *outcomes, lf_diagnostic *diagnostic)
+{
+    lf_buffer lines = {0};
+    int64_t status = 0;
+    for (size_t i = 0; status == 0 && i < examples->count; i++) {
+        const example *item = &examples->items[i];
+        if (outcomes[i].exact)
+            continue;
+        json_t *line = json_pack("{s:I, s:s, s:o, s:o, s:o}", "index", (json_int_t)i, "op",
+                                 item->op, "prompt",
+                                 text_value((const uint8_t *)item->prompt, item->prompt_size),
+                                 "expected", text_value(item->expected.data, item->expected.length),
+                                 "got", text_value(outcomes[i].completion.data,
+                                                   outcomes[i].completion.length));
+        char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+        status = text ? lf_buffer_append(&lines, text, strlen(text)) : -ENOMEM;
+        if (status == 0)
+            status = lf_buffer_append(&lines, "\n", 1);
+        free(text);
+        json_decref(line);
+    }
+    if (status == 0)
+        status = lf_file_write_atomic(path, lines.data, lines.length, diagnostic);
+    lf_buffer_free(&lines);
+    return status;
+}
+
 /* ---- the command ------------------------------------------------------------ */
 
 typedef struct options {
-    const char *model_path, *data_path;
+    const char *model_path, *data_path, *mismatches_path;
     uint64_t limit, threads, max_tokens; /* max_tokens 0: the model's context */
 } options;
 
@@ -435,6 +490,7 @@ static int parse_options(int argc, char **argv, options *chosen, bool *done)
     static const struct option long_options[] = {{"limit", required_argument, NULL, 'l'},
                                                  {"threads", required_argument, NULL, 'j'},
                                                  {"max-tokens", required_argument, NULL, 'm'},
+                                                 {"mismatches", required_argument, NULL, 'x'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {0}};
     *chosen = (options){.limit = UINT64_MAX, .threads = lf_parallel_default_threads()};
@@ -447,6 +503,7 @@ static int parse_options(int argc, char **argv, options *chosen, bool *done)
         case 'l': ok = parse_count(optarg, "--limit", &chosen->limit); break;
         case 'j': ok = parse_count(optarg, "--threads", &chosen->threads); break;
         case 'm': ok = parse_count(optarg, "--max-tokens", &chosen->max_tokens); break;
+        case 'x': chosen->mismatches_path = optarg; break;
         case 'h': print_usage(stdout); return LF_EXIT_OK;
         default: print_usage(stderr); return LF_EXIT_ERROR;
         }
@@ -478,13 +535,17 @@ static int64_t evaluate_and_report(const lf_generate_model *model, const options
     if (status == 0) {
         uint32_t context = lf_generate_model_transformer(model)->config.context_length;
         uint32_t max_tokens = chosen->max_tokens ? (uint32_t)chosen->max_tokens : context;
-        status = evaluate(model, &examples, max_tokens, (unsigned)chosen->threads, outcomes,
-                          &seconds);
+        status = evaluate(model, &examples, max_tokens, chosen->mismatches_path != NULL,
+                          (unsigned)chosen->threads, outcomes, &seconds);
     }
+    if (status == 0 && chosen->mismatches_path)
+        status = write_mismatches(chosen->mismatches_path, &examples, outcomes, diagnostic);
     if (status == 0)
         status = print_table(&examples, outcomes);
     if (status == 0)
         status = print_summary(&examples, outcomes, seconds);
+    for (size_t i = 0; outcomes && i < examples.count; i++)
+        lf_buffer_free(&outcomes[i].completion);
     free(outcomes);
     free_examples(&examples);
     return status;

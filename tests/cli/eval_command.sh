@@ -44,7 +44,8 @@ grep -qF "examples: 6 for training (0 longer than 256 tokens skipped)" train.log
   || fail "eval failed: $(cat tuned.err)"
 last=$(tail -n 1 tuned.out)
 [[ $last =~ ^exact:\ ([0-9]+\.[0-9])%\ \(([0-9]+)/6\)$ ]] || fail "last line: '$last'"
-[ "${BASH_REMATCH[2]}" -ge 5 ] || fail "the tuned model is exact on only: $(cat tuned.out)"
+tuned_exact=${BASH_REMATCH[2]}
+[ "$tuned_exact" -ge 5 ] || fail "the tuned model is exact on only: $(cat tuned.out)"
 grep -qE '^mkdir +W +1 ' tuned.out || fail "no row for mkdir: $(cat tuned.out)"
 grep -qE '^\(all\) +R +4 ' tuned.out || fail "no row for the reads: $(cat tuned.out)"
 grep -qE '^W states that parse as XML: [0-9.]+% \([01]/1\)$' tuned.out \
@@ -61,8 +62,15 @@ diff <(scores tuned.out) <(scores one.out) || fail "one thread scored differentl
   || fail "--limit 2"
 # One changed byte in the expected completion is a miss.
 sed '1s/"completion":"hi\\n"/"completion":"hi!"/' data.jsonl >changed.jsonl
-"$llmfuse" eval tuned.gguf changed.jsonl --limit 1 | tail -n 1 | grep -qxF 'exact: 0.0% (0/1)' \
-  || fail "a changed byte was not a miss"
+"$llmfuse" eval tuned.gguf changed.jsonl --limit 1 --mismatches missed.jsonl | tail -n 1 \
+  | grep -qxF 'exact: 0.0% (0/1)' || fail "a changed byte was not a miss"
+# --mismatches writes that miss: what was expected and what the model said.
+[ "$(wc -l <missed.jsonl)" -eq 1 ] || fail "mismatch lines: $(cat missed.jsonl)"
+grep -qF '"index":0,"op":"read",' missed.jsonl || fail "mismatch line: $(cat missed.jsonl)"
+grep -qF '"expected":"hi!","got":"hi\n"' missed.jsonl || fail "mismatch line: $(cat missed.jsonl)"
+"$llmfuse" eval tuned.gguf data.jsonl --mismatches all.jsonl >/dev/null || fail "eval --mismatches"
+[ -f all.jsonl ] && [ "$(wc -l <all.jsonl)" -eq $((6 - tuned_exact)) ] \
+  || fail "not one line per inexact example: $(cat all.jsonl)"
 
 # A random model of the same shape knows nothing.
 "$llmfuse" model init --config shape.json --tokenizer tok.gguf --seed 3 -o random.gguf \
