@@ -725,7 +725,8 @@ static int command_info(int argc, char **argv)
         const lf_image_stream *stream = lf_image_stream_at(image, i);
         const char *kind = i == LF_IMAGE_METADATA_STREAM     ? "metadata"
                            : i == LF_IMAGE_NODE_TABLE_STREAM ? "node table"
-                                                             : "file contents";
+                           : stream->kind == LF_IMAGE_STREAM_GZIP ? "gzip files"
+                                                                  : "file contents";
         const char *coder = lf_image_stream_coder(image, i);
         size_t row = 0;
         while (row < row_count && (strcmp(rows[row].kind, kind) || strcmp(rows[row].coder, coder)))

@@ -12,6 +12,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "codec/gzip.h"
 #include "codec/llmz.h"
 #include "common/bytes.h"
 #include "common/file.h"
@@ -304,7 +305,7 @@ static int64_t parse_table(lf_image *image, size_t table_size, uint64_t table_of
         stream->prefix_size = (size_t)prefix_size;
         in.position += prefix_size;
         stream->offset = offset;
-        if (kind > LF_IMAGE_STREAM_LLMZ ||
+        if (kind > LF_IMAGE_STREAM_GZIP ||
             (kind == LF_IMAGE_STREAM_STORED && stream->stored_size != stream->original_size) ||
             stream->stored_size > table_offset - offset)
             status = -LF_EFORMAT;
@@ -331,10 +332,10 @@ static int64_t read_superblock(lf_image *image, uint64_t *fingerprint, lf_diagno
     if (checksum_differs(XXH32(bytes, 60, 0), lf_bytes_load_u32(bytes + 60)))
         return damaged(diagnostic, -LF_ECHECKSUM, image->path, "the superblock is damaged");
     uint32_t version = lf_bytes_load_u32(bytes + 8);
-    if (version != LF_IMAGE_VERSION)
+    if (version < LF_IMAGE_OLDEST_VERSION || version > LF_IMAGE_VERSION)
         return lf_fail(diagnostic, -LF_EVERSION, "%s: image format version %" PRIu32
-                       " is not supported (this build reads version %d)",
-                       image->path, version, LF_IMAGE_VERSION);
+                       " is not supported (this build reads versions %d to %d)",
+                       image->path, version, LF_IMAGE_OLDEST_VERSION, LF_IMAGE_VERSION);
     *fingerprint = lf_bytes_load_u64(bytes + 16);
     uint64_t table_offset = lf_bytes_load_u64(bytes + 24);
     uint64_t table_size = lf_bytes_load_u64(bytes + 32);
@@ -453,11 +454,30 @@ const lf_image_stream *lf_image_stream_at(const lf_image *image, size_t index)
     return index < image->stream_count ? &image->streams[index] : NULL;
 }
 
-/* The model whose fingerprint an llmz stream names, or NULL. */
+/* Where a coded stream's archive is, and for a gzip stream the .gz
+ * header before it (stored bytes: varint header size, header, archive).
+ * -LF_EFORMAT when the header size does not fit. */
+static int64_t stream_archive(const lf_image *image, const lf_image_stream *stream,
+                              lf_span *archive, lf_span *gzip_header)
+{
+    lf_bytes_reader in = {.data = image->bytes + stream->offset, .size = stream->stored_size};
+    uint64_t header_size = 0;
+    if (stream->kind == LF_IMAGE_STREAM_GZIP &&
+        (lf_bytes_get_varint(&in, &header_size) < 0 || header_size > in.size - in.position))
+        return -LF_EFORMAT;
+    *gzip_header = (lf_span){in.data + in.position, (size_t)header_size};
+    in.position += header_size;
+    *archive = (lf_span){in.data + in.position, in.size - in.position};
+    return 0;
+}
+
+/* The model whose fingerprint a coded stream's archive names, or NULL. */
 static const lf_model *stream_model(const lf_image *image, const lf_image_stream *stream)
 {
+    lf_span archive, gzip_header;
     lf_llmz_header header;
-    if (lf_llmz_read_header(image->bytes + stream->offset, stream->stored_size, &header, NULL) < 0)
+    if (stream_archive(image, stream, &archive, &gzip_header) < 0 ||
+        lf_llmz_read_header(archive.data, archive.size, &header, NULL) < 0)
         return NULL;
     uint64_t fingerprint = header.fingerprint;
     lf_llmz_header_free(&header);
@@ -475,8 +495,10 @@ const char *lf_image_stream_coder(const lf_image *image, size_t index)
         return "none";
     if (stream->kind == LF_IMAGE_STREAM_STORED)
         return "stored";
+    lf_span archive, gzip_header;
     lf_llmz_header header;
-    if (lf_llmz_read_header(image->bytes + stream->offset, stream->stored_size, &header, NULL) < 0)
+    if (stream_archive(image, stream, &archive, &gzip_header) < 0 ||
+        lf_llmz_read_header(archive.data, archive.size, &header, NULL) < 0)
         return "damaged";
     bool coded = false;
     for (size_t i = 0; i < header.segment_count; i++)
@@ -504,7 +526,8 @@ int64_t lf_image_read_stream(const lf_image *image, size_t index, lf_buffer *out
         return status < 0 ? lf_fail(diagnostic, status, "out of memory") : 0;
     }
     const lf_model *model = stream_model(image, stream);
-    if (!model)
+    lf_span archive, gzip_header;
+    if (!model || stream_archive(image, stream, &archive, &gzip_header) < 0)
         return lf_fail(diagnostic, -LF_EFORMAT,
                        "%s: stream %zu is damaged (not an archive of the image's models)",
                        image->path, index);
@@ -514,7 +537,13 @@ int64_t lf_image_read_stream(const lf_image *image, size_t index, lf_buffer *out
                                .prefix = {stream->prefix, stream->prefix_size}};
     size_t start = out->length;
     lf_diagnostic inner = {0};
-    int64_t status = lf_llmz_decompress(stored, stream->stored_size, &options, out, &inner);
+    lf_buffer text = {0};
+    bool gzip = stream->kind == LF_IMAGE_STREAM_GZIP;
+    int64_t status = lf_llmz_decompress(archive.data, archive.size, &options, gzip ? &text : out,
+                                        &inner);
+    if (status == 0 && gzip)
+        status = lf_gzip_join(gzip_header.data, gzip_header.size, text.data, text.length, out);
+    lf_buffer_free(&text);
     if (status == 0 && out->length - start != stream->original_size) {
         out->length = start;
         status = -LF_EFORMAT;
@@ -522,7 +551,7 @@ int64_t lf_image_read_stream(const lf_image *image, size_t index, lf_buffer *out
     }
     if (status < 0)
         return lf_fail(diagnostic, status, "%s: stream %zu is damaged: %s", image->path, index,
-                       inner.message);
+                       inner.message[0] ? inner.message : lf_error_string(status));
     return 0;
 }
 
@@ -838,13 +867,44 @@ static int64_t append_file(const lf_node *file, uint64_t size, lf_buffer *conten
     return lf_node_for_each_extent(file, collect_extent, start);
 }
 
-/* Codes one stream: an llmz archive of its bytes with the path read first,
- * or the bytes themselves when the archive would not be smaller. */
+/* A .gz file's stream: varint header size, header, archive of its text;
+ * -LF_EFORMAT (or another split error) when the file is not one
+ * lf_gzip_join rebuilds; any failure leads to coding the file as it is,
+ * which reports its own errors. */
+static int64_t code_gzip_stream(const lf_llmz_options *llmz, planned_stream *stream)
+{
+    lf_buffer text = {0};
+    size_t header_size = 0;
+    int64_t status = lf_gzip_split(stream->original.data, stream->original.length, &header_size,
+                                   &text);
+    if (status == 0)
+        (void)((status = lf_bytes_put_varint(&stream->stored, header_size)) ||
+               (status = lf_buffer_append(&stream->stored, stream->original.data, header_size)) ||
+               (status = lf_llmz_compress(text.data, text.length, llmz, &stream->stored, NULL)));
+    lf_buffer_free(&text);
+    return status;
+}
+
+/* Codes one stream: a .gz file as its header and its text when that is
+ * smaller, else an llmz archive of its bytes with the path read first, or
+ * the bytes themselves when the archive would not be smaller. */
 static int64_t code_stream(const lf_image_write_options *options, planned_stream *stream,
                            unsigned threads, lf_diagnostic *diagnostic)
 {
     lf_llmz_options llmz = {.model = options->model, .threads = threads,
                             .prefix = {stream->prefix.data, stream->prefix.length}};
+    const uint8_t *bytes = stream->original.data;
+    if (stream->original.length > 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) {
+        int64_t status = code_gzip_stream(&llmz, stream);
+        if (status == 0 && stream->stored.length < stream->original.length) {
+            stream->kind = LF_IMAGE_STREAM_GZIP;
+            stream->checksum = XXH32(stream->stored.data, stream->stored.length, 0);
+            return 0;
+        }
+        if (status == -ENOMEM)
+            return status;
+        stream->stored.length = 0; /* not gzip -9's, or no smaller: code it as it is */
+    }
     int64_t status = lf_llmz_compress(stream->original.data, stream->original.length, &llmz,
                                       &stream->stored, diagnostic);
     if (status == 0 && stream->stored.length >= stream->original.length) {

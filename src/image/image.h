@@ -24,7 +24,8 @@
 #include "fs/tree.h"
 #include "model/model.h"
 
-#define LF_IMAGE_VERSION 2
+#define LF_IMAGE_VERSION 3
+#define LF_IMAGE_OLDEST_VERSION 2 /* 2 is 3 without gzip streams */
 #define LF_IMAGE_SUPERBLOCK_SIZE 64
 
 enum {
@@ -36,6 +37,8 @@ enum {
 typedef enum lf_image_stream_kind {
     LF_IMAGE_STREAM_STORED = 0, /* the original bytes */
     LF_IMAGE_STREAM_LLMZ = 1,   /* a .llmz archive (§2) of them */
+    LF_IMAGE_STREAM_GZIP = 2,   /* a .gz file: its header and an archive of its text
+                                   (codec/gzip.h), rebuilt when read */
 } lf_image_stream_kind;
 
 typedef struct lf_image_stream {
