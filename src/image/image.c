@@ -454,30 +454,40 @@ const lf_image_stream *lf_image_stream_at(const lf_image *image, size_t index)
     return index < image->stream_count ? &image->streams[index] : NULL;
 }
 
-/* Where a coded stream's archive is, and for a gzip stream the .gz
- * header before it (stored bytes: varint header size, header, archive).
- * -LF_EFORMAT when the header size does not fit. */
+/* A coded stream's parts: its archive, and for a gzip stream the .gz
+ * file's header and the XXH32 of the whole file it rebuilds to. */
+typedef struct stream_parts {
+    lf_span archive, gzip_header;
+    uint32_t gzip_checksum;
+} stream_parts;
+
+/* Stored bytes of a gzip stream: varint header size, header, u32 checksum,
+ * archive (docs/FORMAT.md §7.2). -LF_EFORMAT when they do not fit. */
 static int64_t stream_archive(const lf_image *image, const lf_image_stream *stream,
-                              lf_span *archive, lf_span *gzip_header)
+                              stream_parts *parts)
 {
     lf_bytes_reader in = {.data = image->bytes + stream->offset, .size = stream->stored_size};
     uint64_t header_size = 0;
-    if (stream->kind == LF_IMAGE_STREAM_GZIP &&
-        (lf_bytes_get_varint(&in, &header_size) < 0 || header_size > in.size - in.position))
-        return -LF_EFORMAT;
-    *gzip_header = (lf_span){in.data + in.position, (size_t)header_size};
-    in.position += header_size;
-    *archive = (lf_span){in.data + in.position, in.size - in.position};
+    *parts = (stream_parts){0};
+    if (stream->kind == LF_IMAGE_STREAM_GZIP) {
+        if (lf_bytes_get_varint(&in, &header_size) < 0 || header_size > in.size - in.position)
+            return -LF_EFORMAT;
+        parts->gzip_header = (lf_span){in.data + in.position, (size_t)header_size};
+        in.position += header_size;
+        if (!lf_bytes_get_u32(&in, &parts->gzip_checksum))
+            return -LF_EFORMAT;
+    }
+    parts->archive = (lf_span){in.data + in.position, in.size - in.position};
     return 0;
 }
 
 /* The model whose fingerprint a coded stream's archive names, or NULL. */
 static const lf_model *stream_model(const lf_image *image, const lf_image_stream *stream)
 {
-    lf_span archive, gzip_header;
+    stream_parts parts;
     lf_llmz_header header;
-    if (stream_archive(image, stream, &archive, &gzip_header) < 0 ||
-        lf_llmz_read_header(archive.data, archive.size, &header, NULL) < 0)
+    if (stream_archive(image, stream, &parts) < 0 ||
+        lf_llmz_read_header(parts.archive.data, parts.archive.size, &header, NULL) < 0)
         return NULL;
     uint64_t fingerprint = header.fingerprint;
     lf_llmz_header_free(&header);
@@ -495,10 +505,10 @@ const char *lf_image_stream_coder(const lf_image *image, size_t index)
         return "none";
     if (stream->kind == LF_IMAGE_STREAM_STORED)
         return "stored";
-    lf_span archive, gzip_header;
+    stream_parts parts;
     lf_llmz_header header;
-    if (stream_archive(image, stream, &archive, &gzip_header) < 0 ||
-        lf_llmz_read_header(archive.data, archive.size, &header, NULL) < 0)
+    if (stream_archive(image, stream, &parts) < 0 ||
+        lf_llmz_read_header(parts.archive.data, parts.archive.size, &header, NULL) < 0)
         return "damaged";
     bool coded = false;
     for (size_t i = 0; i < header.segment_count; i++)
@@ -526,8 +536,8 @@ int64_t lf_image_read_stream(const lf_image *image, size_t index, lf_buffer *out
         return status < 0 ? lf_fail(diagnostic, status, "out of memory") : 0;
     }
     const lf_model *model = stream_model(image, stream);
-    lf_span archive, gzip_header;
-    if (!model || stream_archive(image, stream, &archive, &gzip_header) < 0)
+    stream_parts parts;
+    if (!model || stream_archive(image, stream, &parts) < 0)
         return lf_fail(diagnostic, -LF_EFORMAT,
                        "%s: stream %zu is damaged (not an archive of the image's models)",
                        image->path, index);
@@ -539,11 +549,18 @@ int64_t lf_image_read_stream(const lf_image *image, size_t index, lf_buffer *out
     lf_diagnostic inner = {0};
     lf_buffer text = {0};
     bool gzip = stream->kind == LF_IMAGE_STREAM_GZIP;
-    int64_t status = lf_llmz_decompress(archive.data, archive.size, &options, gzip ? &text : out,
-                                        &inner);
+    int64_t status = lf_llmz_decompress(parts.archive.data, parts.archive.size, &options,
+                                        gzip ? &text : out, &inner);
     if (status == 0 && gzip)
-        status = lf_gzip_join(gzip_header.data, gzip_header.size, text.data, text.length, out);
+        status = lf_gzip_join(parts.gzip_header.data, parts.gzip_header.size, text.data,
+                              text.length, out);
     lf_buffer_free(&text);
+    if (status == 0 && gzip &&
+        checksum_differs(XXH32(out->data + start, out->length - start, 0), parts.gzip_checksum)) {
+        out->length = start;
+        status = -LF_ECHECKSUM;
+        lf_fail(&inner, status, "the rebuilt .gz file differs from the original");
+    }
     if (status == 0 && out->length - start != stream->original_size) {
         out->length = start;
         status = -LF_EFORMAT;
@@ -867,7 +884,8 @@ static int64_t append_file(const lf_node *file, uint64_t size, lf_buffer *conten
     return lf_node_for_each_extent(file, collect_extent, start);
 }
 
-/* A .gz file's stream: varint header size, header, archive of its text;
+/* A .gz file's stream: varint header size, header, XXH32 of the file,
+ * archive of its text;
  * -LF_EFORMAT (or another split error) when the file is not one
  * lf_gzip_join rebuilds; any failure leads to coding the file as it is,
  * which reports its own errors. */
@@ -880,6 +898,8 @@ static int64_t code_gzip_stream(const lf_llmz_options *llmz, planned_stream *str
     if (status == 0)
         (void)((status = lf_bytes_put_varint(&stream->stored, header_size)) ||
                (status = lf_buffer_append(&stream->stored, stream->original.data, header_size)) ||
+               (status = lf_bytes_put_u32(&stream->stored, XXH32(stream->original.data,
+                                                                 stream->original.length, 0))) ||
                (status = lf_llmz_compress(text.data, text.length, llmz, &stream->stored, NULL)));
     lf_buffer_free(&text);
     return status;

@@ -53,13 +53,14 @@ static bool small_enough(const uint8_t *data, const lf_image_stream *stream)
         return false;
     if (stream->kind == LF_IMAGE_STREAM_STORED)
         return true;
-    /* a gzip stream's archive follows its varint header size and header */
+    /* a gzip stream's archive follows its varint header size, header and
+     * the file's checksum */
     lf_bytes_reader in = {.data = data + stream->offset, .size = stream->stored_size};
     uint64_t header_size = 0;
     if (stream->kind == LF_IMAGE_STREAM_GZIP &&
-        (lf_bytes_get_varint(&in, &header_size) < 0 || header_size > in.size - in.position))
+        (lf_bytes_get_varint(&in, &header_size) < 0 || header_size + 4 > in.size - in.position))
         return true;
-    in.position += header_size;
+    in.position += stream->kind == LF_IMAGE_STREAM_GZIP ? header_size + 4 : 0;
     lf_llmz_header header;
     if (lf_llmz_read_header(in.data + in.position, in.size - in.position, &header, NULL) != 0)
         return true;
