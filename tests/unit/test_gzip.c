@@ -160,6 +160,7 @@ static void test_bad_files_not_split(void **state)
         int64_t status = lf_gzip_split(copy, file.length, &header_size, &inflated);
         assert_true(status == -LF_EFORMAT);
         assert_int_equal(inflated.length, 0);
+        lf_buffer_free(&inflated);
         copy[at] ^= 0x10;
     }
     copy[0] = 'x';
