@@ -40,7 +40,7 @@ static void print_usage(FILE *stream)
             "           of 'llmfuse model init') or from a model or another run's parameters\n"
             "       llmfuse train --resume DIR [OPTIONS]\n"
             "           continue a run from its checkpoint; it may change only --steps, --output,\n"
-            "           the periods, --eval-tokens and the paths of the same data\n\n"
+            "           the periods, --eval-tokens, --group-batches and the paths of the same data\n\n"
             "options (defaults in brackets):\n"
             "  --steps N             optimizer steps [1000]\n"
             "  --batch B             sequences per step [16]\n"
@@ -53,6 +53,8 @@ static void print_usage(FILE *stream)
             "  --checkpoint-every N  save the run every N steps, at the end and when stopped\n"
             "                        [500]\n"
             "  --output-every N      also write --output every N steps [only at the end]\n"
+            "  --group-batches N     SFT: draw batches of examples of similar length, from runs\n"
+            "                        of N batches sorted by length; 0: any lengths [64]\n"
             "  --progress-every K    a progress line every K steps, the loss their mean [10]\n"
             "  --threads N           threads [one per CPU]; a run reproduces its losses exactly\n"
             "                        when resumed with the same count\n"
@@ -80,6 +82,7 @@ enum option_id {
     OPTION_EVAL_TOKENS,
     OPTION_CHECKPOINT_EVERY,
     OPTION_OUTPUT_EVERY,
+    OPTION_GROUP_BATCHES,
     /* the options above are settings of the run; those below are not */
     OPTION_CONFIG,
     OPTION_RUN_DIRECTORY,
@@ -109,6 +112,7 @@ static const struct option long_options[] = {
     {"eval-tokens", required_argument, NULL, OPTION_EVAL_TOKENS},
     {"checkpoint-every", required_argument, NULL, OPTION_CHECKPOINT_EVERY},
     {"output-every", required_argument, NULL, OPTION_OUTPUT_EVERY},
+    {"group-batches", required_argument, NULL, OPTION_GROUP_BATCHES},
     {"config", required_argument, NULL, OPTION_CONFIG},
     {"run-dir", required_argument, NULL, OPTION_RUN_DIRECTORY},
     {"resume", required_argument, NULL, OPTION_RESUME},
@@ -202,6 +206,13 @@ static int64_t apply_setting(lf_train_settings *settings, int id, const char *te
     case OPTION_CHECKPOINT_EVERY:
         return parse_count(text, id, 0, &settings->checkpoint_every, diagnostic);
     case OPTION_OUTPUT_EVERY: return parse_count(text, id, 0, &settings->output_every, diagnostic);
+    case OPTION_GROUP_BATCHES:
+        if ((status = parse_count(text, id, 0, &count, diagnostic)) < 0)
+            return status;
+        if (count > 65536)
+            return lf_fail(diagnostic, -EINVAL, "--%s is at most 65536", option_name(id));
+        settings->sft_group_batches = (uint32_t)count;
+        return 0;
     }
     return -EINVAL;
 }
@@ -395,7 +406,7 @@ static int64_t compose_settings(const invocation *call, lf_train_settings *setti
         *settings = lf_train_settings_defaults();
         settings->model = lf_transformer_default_config(0);
     }
-    for (int id = OPTION_DATA; id <= OPTION_OUTPUT_EVERY; id++) {
+    for (int id = OPTION_DATA; id < OPTION_CONFIG; id++) { /* the run's settings */
         const char *text = given(call, id);
         int64_t status = text ? apply_setting(settings, id, text, diagnostic) : 0;
         if (status < 0)
@@ -439,8 +450,9 @@ static void describe_run(progress_printer *printer, const lf_trainer *trainer, b
         settings->sequence_length, settings->learning_rate, settings->warmup_steps);
     if (settings->sft)
         say(printer, "examples: %zu for training (%zu longer than %u tokens skipped), %zu held out "
-            "(%zu skipped)\n", data.train_examples, data.skipped_train, settings->sequence_length,
-            data.eval_examples, data.skipped_eval);
+            "(%zu skipped); batches of similar lengths from runs of %u (--group-batches)\n",
+            data.train_examples, data.skipped_train, settings->sequence_length,
+            data.eval_examples, data.skipped_eval, settings->sft_group_batches);
     else
         say(printer, "tokens: %" PRIu64 " for training, %" PRIu64 " held out\n", data.train_tokens,
             data.eval_tokens);

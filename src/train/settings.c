@@ -14,20 +14,21 @@ typedef struct field {
     const char *key;
     size_t offset;
     field_type type;
+    bool optional; /* added after runs were saved without it: absent reads 0 */
 } field;
 
 static const field model_fields[] = {
-    {"context_length", offsetof(lf_transformer_config, context_length), FIELD_U32},
-    {"embedding_length", offsetof(lf_transformer_config, embedding_size), FIELD_U32},
-    {"block_count", offsetof(lf_transformer_config, layer_count), FIELD_U32},
-    {"head_count", offsetof(lf_transformer_config, head_count), FIELD_U32},
-    {"head_count_kv", offsetof(lf_transformer_config, kv_head_count), FIELD_U32},
-    {"feed_forward_length", offsetof(lf_transformer_config, feed_forward_size), FIELD_U32},
-    {"rope_freq_base", offsetof(lf_transformer_config, rope_base), FIELD_F32},
-    {"rms_epsilon", offsetof(lf_transformer_config, norm_epsilon), FIELD_F32},
+    {"context_length", offsetof(lf_transformer_config, context_length), FIELD_U32, false},
+    {"embedding_length", offsetof(lf_transformer_config, embedding_size), FIELD_U32, false},
+    {"block_count", offsetof(lf_transformer_config, layer_count), FIELD_U32, false},
+    {"head_count", offsetof(lf_transformer_config, head_count), FIELD_U32, false},
+    {"head_count_kv", offsetof(lf_transformer_config, kv_head_count), FIELD_U32, false},
+    {"feed_forward_length", offsetof(lf_transformer_config, feed_forward_size), FIELD_U32, false},
+    {"rope_freq_base", offsetof(lf_transformer_config, rope_base), FIELD_F32, false},
+    {"rms_epsilon", offsetof(lf_transformer_config, norm_epsilon), FIELD_F32, false},
 };
 
-#define SETTING(name, type) {#name, offsetof(lf_train_settings, name), type}
+#define SETTING(name, type) {#name, offsetof(lf_train_settings, name), type, false}
 static const field settings_fields[] = {
     SETTING(data, FIELD_STRING),
     SETTING(eval_data, FIELD_STRING),
@@ -50,6 +51,7 @@ static const field settings_fields[] = {
     SETTING(eval_data_tokens, FIELD_U64),
     SETTING(sft_examples, FIELD_U64),
     SETTING(sft_eval_examples, FIELD_U64),
+    {"sft_group_batches", offsetof(lf_train_settings, sft_group_batches), FIELD_U32, true},
 };
 #undef SETTING
 
@@ -66,6 +68,7 @@ lf_train_settings lf_train_settings_defaults(void)
         .eval_every = 500,
         .eval_tokens = 65536,
         .checkpoint_every = 500,
+        .sft_group_batches = 64,
     };
 }
 
@@ -179,7 +182,7 @@ static int64_t read_fields(json_t *object, const field *fields, size_t count, vo
             return -ENOMEM;
     }
     for (size_t f = 0; complete && f < count; f++)
-        if (!json_object_get(object, fields[f].key))
+        if (!fields[f].optional && !json_object_get(object, fields[f].key))
             return lf_fail(diagnostic, -LF_EFORMAT, "%s: setting \"%s\" is missing", where,
                            fields[f].key);
     return 0;

@@ -24,6 +24,9 @@ typedef struct lf_train_settings {
     double learning_rate;                 /* the peak */
     uint64_t eval_every, eval_tokens;     /* evaluation: period, and targets read at most */
     uint64_t checkpoint_every, output_every;
+    /* SFT: batches per run of examples sorted by length (0: none; see
+     * lf_train_sft_epoch_order). Runs saved before it existed read 0. */
+    uint32_t sft_group_batches;
     /* What the data held when the run started (tokens; examples kept), so
      * that a resumed run can tell it reads the same data. */
     uint64_t data_tokens, eval_data_tokens, sft_examples, sft_eval_examples;

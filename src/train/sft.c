@@ -155,12 +155,17 @@ int64_t lf_train_sft_load(const char *path, const lf_tokenizer *tokenizer, uint3
     return 0;
 }
 
+static size_t inputs_of(const lf_train_sft_set *set, size_t example)
+{
+    return set->starts[example + 1] - set->starts[example] - 1;
+}
+
 void lf_train_sft_fill_batch(const lf_train_sft_set *set, const size_t *examples, uint32_t rows,
                              lf_train_batch *batch)
 {
     size_t length = 0;
     for (uint32_t row = 0; row < rows; row++) {
-        size_t inputs = set->starts[examples[row] + 1] - set->starts[examples[row]] - 1;
+        size_t inputs = inputs_of(set, examples[row]);
         if (inputs > length)
             length = inputs;
     }
@@ -168,7 +173,7 @@ void lf_train_sft_fill_batch(const lf_train_sft_set *set, const size_t *examples
     batch->length = (uint32_t)length;
     for (uint32_t row = 0; row < rows; row++) {
         const uint32_t *example = set->tokens.ids + set->starts[examples[row]];
-        size_t inputs = set->starts[examples[row] + 1] - set->starts[examples[row]] - 1;
+        size_t inputs = inputs_of(set, examples[row]);
         size_t completion_start = set->completion_starts[examples[row]];
         uint32_t *row_inputs = batch->inputs + row * length;
         int32_t *row_targets = batch->targets + row * length;
@@ -182,10 +187,39 @@ void lf_train_sft_fill_batch(const lf_train_sft_set *set, const size_t *examples
     }
 }
 
-void lf_train_sft_epoch_order(uint64_t seed, uint64_t epoch, size_t count, size_t *order)
+/* Sorts examples (count) by input count, ties by index: a total order, so
+ * the result is the same whatever the sort; insertion, since a group is a
+ * few thousand examples at most and sorted once an epoch. */
+static void sort_by_length(const lf_train_sft_set *set, size_t *examples, size_t count)
+{
+    for (size_t i = 1; i < count; i++) {
+        size_t moving = examples[i], length = inputs_of(set, moving), j = i;
+        for (; j > 0; j--) {
+            size_t before = examples[j - 1], before_length = inputs_of(set, before);
+            if (before_length < length || (before_length == length && before < moving))
+                break;
+            examples[j] = before;
+        }
+        examples[j] = moving;
+    }
+}
+
+/* Swaps runs a and b of `rows` entries. */
+static void swap_runs(size_t *a, size_t *b, size_t rows)
+{
+    for (size_t i = 0; i < rows; i++) {
+        size_t swapped = a[i];
+        a[i] = b[i];
+        b[i] = swapped;
+    }
+}
+
+void lf_train_sft_epoch_order(const lf_train_sft_set *set, uint64_t seed, uint64_t epoch,
+                              uint32_t batch_rows, uint32_t group_batches, size_t *order)
 {
     lf_random random;
     lf_random_seed(&random, seed ^ (epoch * UINT64_C(0x9E3779B97F4A7C15)));
+    size_t count = set->count;
     for (size_t i = 0; i < count; i++)
         order[i] = i;
     for (size_t i = count; i > 1; i--) { /* Fisher-Yates */
@@ -193,5 +227,18 @@ void lf_train_sft_epoch_order(uint64_t seed, uint64_t epoch, size_t count, size_
         size_t swapped = order[i - 1];
         order[i - 1] = order[j];
         order[j] = swapped;
+    }
+    if (group_batches == 0 || batch_rows == 0)
+        return;
+    size_t group = (size_t)group_batches * batch_rows;
+    for (size_t first = 0; first < count; first += group) {
+        size_t members = count - first < group ? count - first : group;
+        sort_by_length(set, order + first, members);
+        /* Fisher-Yates over the group's whole batches; a last partial batch stays last */
+        for (size_t i = members / batch_rows; i > 1; i--) {
+            size_t j = (size_t)lf_random_below(&random, i);
+            swap_runs(order + first + (i - 1) * batch_rows, order + first + j * batch_rows,
+                      batch_rows);
+        }
     }
 }

@@ -6,7 +6,8 @@
  * packing several into a row would let an example attend to the ones
  * before it, which the engine, starting every operation afresh, never
  * sees. Examples are visited in epochs, each a permutation drawn from the
- * run's seed and the epoch number, so (epoch, next) is the whole cursor. */
+ * run's seed and the epoch number (and grouped by length), so (epoch,
+ * next) is the whole cursor. */
 #ifndef LLMFUSE_TRAIN_SFT_H
 #define LLMFUSE_TRAIN_SFT_H
 
@@ -55,8 +56,14 @@ void lf_train_sft_free(lf_train_sft_set *set);
 void lf_train_sft_fill_batch(const lf_train_sft_set *set, const size_t *examples, uint32_t rows,
                              lf_train_batch *batch);
 
-/* The order of epoch `epoch`: a permutation of 0 .. count - 1 drawn from
- * seed and epoch alone. */
-void lf_train_sft_epoch_order(uint64_t seed, uint64_t epoch, size_t count, size_t *order);
+/* The order of epoch `epoch`: a permutation of the set's examples drawn
+ * from seed and epoch alone. With group_batches > 0, each run of
+ * group_batches * batch_rows examples of that permutation is then sorted by
+ * length (ties by index), cut into batches of batch_rows, and the batches
+ * of the run are shuffled among themselves: a batch pads every row to its
+ * longest example, and the simulator's examples range from about 50 to 500
+ * tokens, so random batches are about half padding (docs/DECISIONS.md). */
+void lf_train_sft_epoch_order(const lf_train_sft_set *set, uint64_t seed, uint64_t epoch,
+                              uint32_t batch_rows, uint32_t group_batches, size_t *order);
 
 #endif

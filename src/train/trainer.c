@@ -136,8 +136,8 @@ static int64_t open_examples(lf_trainer *trainer, bool resuming, lf_diagnostic *
     trainer->batch_examples = malloc(settings->batch_rows * sizeof *trainer->batch_examples);
     if (!trainer->order || !trainer->batch_examples)
         return -ENOMEM;
-    lf_train_sft_epoch_order(settings->seed, trainer->progress.sft_epoch, trainer->examples.count,
-                             trainer->order);
+    lf_train_sft_epoch_order(&trainer->examples, settings->seed, trainer->progress.sft_epoch,
+                             settings->batch_rows, settings->sft_group_batches, trainer->order);
     return 0;
 }
 
@@ -367,8 +367,9 @@ static void next_examples(lf_trainer *trainer)
         if (progress->sft_next == trainer->examples.count) {
             progress->sft_epoch++;
             progress->sft_next = 0;
-            lf_train_sft_epoch_order(trainer->settings.seed, progress->sft_epoch,
-                                     trainer->examples.count, trainer->order);
+            lf_train_sft_epoch_order(&trainer->examples, trainer->settings.seed,
+                                     progress->sft_epoch, trainer->settings.batch_rows,
+                                     trainer->settings.sft_group_batches, trainer->order);
         }
         chosen[row] = trainer->order[progress->sft_next++];
     }

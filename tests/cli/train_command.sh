@@ -53,6 +53,12 @@ grep -qF "examples: 6 for training (0 longer than 64 tokens skipped), 6 held out
   || fail "example count: $(cat tuned.log)"
 grep -qE '^eval step 5  loss [0-9.]+ nats/token  [0-9.]+ bits/byte  \([0-9]+ tokens, 36 bytes\)' \
   tuned.log || fail "fine-tuning evaluation: $(cat tuned.log)"
+grep -qF "batches of similar lengths from runs of 64" tuned.log || fail "default grouping: $(cat tuned.log)"
+# A resumed run may change the grouping, and keeps the new one.
+"$llmfuse" train --resume tuned --steps 7 --group-batches 2 --threads 1 2>tuned-more.log \
+  || fail "resuming with --group-batches: $(cat tuned-more.log)"
+"$llmfuse" train --resume tuned --steps 8 --threads 1 2>tuned-last.log || fail "resuming again"
+grep -qF "from runs of 2 (--group-batches)" tuned-last.log || fail "grouping kept: $(cat tuned-last.log)"
 "$llmfuse" train --init straight.gguf --sft sft.jsonl --run-dir tuned2 --steps 5 --batch 2 \
   --threads 1 --output tuned.gguf 2>/dev/null || fail "fine-tuning from a model file"
 "$llmfuse" model info tuned.gguf | grep -qF "layers:          2" || fail "the tuned model"

@@ -243,6 +243,102 @@ static void test_sft_layout(void **state)
     free(jsonl);
 }
 
+/* Lengths 0..count-1 in a scrambled order, as a set without tokens: the
+ * order only reads the starts. */
+static lf_train_sft_set lengths_only(size_t count)
+{
+    lf_train_sft_set set = {.count = count};
+    set.starts = calloc(count + 1, sizeof *set.starts);
+    assert_non_null(set.starts);
+    for (size_t i = 0; i < count; i++) /* example i has (i * 7) % count inputs */
+        set.starts[i + 1] = set.starts[i] + (i * 7) % count + 1;
+    return set;
+}
+
+static size_t padded_positions(const lf_train_sft_set *set, const size_t *order, size_t rows)
+{
+    size_t total = 0;
+    for (size_t first = 0; first < set->count; first += rows) {
+        size_t longest = 0;
+        for (size_t r = first; r < first + rows && r < set->count; r++) {
+            size_t inputs = set->starts[order[r] + 1] - set->starts[order[r]] - 1;
+            longest = inputs > longest ? inputs : longest;
+        }
+        total += longest * rows;
+    }
+    return total;
+}
+
+static void test_sft_order_groups_lengths(void **state)
+{
+    (void)state;
+    enum { COUNT = 100, ROWS = 3, GROUP_BATCHES = 4, GROUP = ROWS * GROUP_BATCHES };
+    lf_train_sft_set set = lengths_only(COUNT);
+    size_t plain[COUNT], grouped[COUNT], again[COUNT];
+    lf_train_sft_epoch_order(&set, 9, 2, ROWS, 0, plain);
+    lf_train_sft_epoch_order(&set, 9, 2, ROWS, GROUP_BATCHES, grouped);
+    lf_train_sft_epoch_order(&set, 9, 2, ROWS, GROUP_BATCHES, again);
+    assert_memory_equal(grouped, again, sizeof grouped);
+    bool seen[COUNT] = {0}, batches_moved = false;
+    for (size_t first = 0; first < COUNT; first += GROUP) {
+        size_t members = COUNT - first < GROUP ? COUNT - first : GROUP;
+        /* a group holds the plain order's examples at its places */
+        for (size_t i = first; i < first + members; i++) {
+            bool found = false;
+            for (size_t j = first; j < first + members; j++)
+                found |= grouped[j] == plain[i];
+            assert_true(found);
+            assert_false(seen[grouped[i]]);
+            seen[grouped[i]] = true;
+        }
+        /* each batch is a run of the group sorted by length: ascending
+         * inside, and no other batch's length falls strictly inside its range */
+        size_t previous_first = SIZE_MAX;
+        for (size_t b = first; b + ROWS <= first + members; b += ROWS) {
+            for (size_t r = b + 1; r < b + ROWS; r++)
+                assert_true((grouped[r] * 7) % COUNT >= (grouped[r - 1] * 7) % COUNT);
+            size_t low = (grouped[b] * 7) % COUNT, high = (grouped[b + ROWS - 1] * 7) % COUNT;
+            for (size_t i = first; i < first + members; i++) {
+                size_t length = (grouped[i] * 7) % COUNT;
+                if (i < b || i >= b + ROWS)
+                    assert_false(length > low && length < high);
+            }
+            batches_moved |= previous_first != SIZE_MAX && low < previous_first;
+            previous_first = low;
+        }
+    }
+    assert_true(batches_moved); /* the batches are shuffled, not left in length order */
+    assert_true(padded_positions(&set, grouped, ROWS) < padded_positions(&set, plain, ROWS));
+    free(set.starts);
+}
+
+/* A run saved before a setting existed reads it as 0 (its old behaviour). */
+static void test_settings_added_later_read_zero(void **state)
+{
+    (void)state;
+    lf_train_settings settings = lf_train_settings_defaults();
+    assert_int_equal(settings.sft_group_batches, 64);
+    lf_buffer json = {0};
+    assert_int_equal(lf_train_settings_to_json(&settings, &json), 0);
+    (void)lf_buffer_string(&json); /* terminates it */
+    char *saved = (char *)json.data;
+    /* the member is the last: cut from the comma before it to its line's end */
+    char *at = strstr(saved, "\"sft_group_batches\": 64\n");
+    assert_non_null(at);
+    char *comma = at;
+    while (comma > saved && *comma != ',')
+        comma--;
+    assert_int_equal(*comma, ',');
+    char *end = strchr(at, '\n');
+    memmove(comma, end, strlen(end) + 1);
+    lf_train_settings read = lf_train_settings_defaults();
+    assert_int_equal(lf_train_settings_from_json(saved, strlen(saved), &read, NULL), 0);
+    assert_int_equal(read.sft_group_batches, 0);
+    assert_int_equal(read.batch_rows, settings.batch_rows);
+    lf_train_settings_free(&read);
+    lf_buffer_free(&json);
+}
+
 /* Writes `count` examples whose prompts are random letters and whose
  * completion is always "ok": only a trainer that ignores the prompts can
  * bring the loss near zero. */
@@ -528,6 +624,8 @@ int main(void)
         cmocka_unit_test(test_schedule_and_clipping),
         cmocka_unit_test(test_token_files),
         cmocka_unit_test(test_sft_layout),
+        cmocka_unit_test(test_sft_order_groups_lengths),
+        cmocka_unit_test(test_settings_added_later_read_zero),
         cmocka_unit_test(test_sft_loss_ignores_prompts),
         cmocka_unit_test(test_engine_runs_the_trainers_model),
         cmocka_unit_test(test_learns_a_text_by_heart),
