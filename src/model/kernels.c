@@ -82,7 +82,7 @@ static void attend_portable(float *out, const float *query, const uint16_t *keys
             for (size_t i = 0; i < head_size; i++) {
                 const uint16_t *key_row = keys + (start / BLOCK * head_size + i) * BLOCK;
                 for (size_t t = 0; t < length; t++)
-                    scores[start + t] += q[i] * lf_bf16_expand(key_row[t]);
+                    scores[start + t] += q[i] * lf_bf16_expand(key_row[lf_kernel_cache_index(t)]);
             }
         }
         float largest = scores[0];
@@ -100,9 +100,9 @@ static void attend_portable(float *out, const float *query, const uint16_t *keys
         for (size_t i = 0; i < head_size; i++)
             o[i] = 0.0f;
         for (size_t t = 0; t < count; t++) {
-            const uint16_t *value_row = values + t * head_size;
+            const uint16_t *value_row = values + t * lf_kernel_value_stride(head_size);
             for (size_t i = 0; i < head_size; i++)
-                o[i] += scores[t] * lf_bf16_expand(value_row[i]);
+                o[i] += scores[t] * lf_bf16_expand(value_row[lf_kernel_cache_index(i)]);
         }
         float inverse = 1.0f / lanes[0];
         for (size_t i = 0; i < head_size; i++)

@@ -41,6 +41,21 @@ void lf_kernel_pack(const int8_t *values, size_t rows, size_t columns, int8_t *p
 /* Ring slots per block of the key cache (see attend). */
 #define LF_KERNEL_KEY_BLOCK 64
 
+/* The key/value cache stores its elements in runs of 32 with the two halves
+ * of each run interleaved: element j of a run sits at 2j (j < 16) or
+ * 2(j - 16) + 1. A 64-byte load then holds 16 consecutive elements in the
+ * low halves of its 32-bit lanes and the next 16 in the high halves, and
+ * one shift or one mask makes each 16 floats (instead of a widening and a
+ * shift per 16: attention did more conversions than arithmetic). Only the
+ * addresses change: every kernel reads the same values. */
+static inline size_t lf_kernel_cache_index(size_t j)
+{
+    return (j & ~(size_t)31) | (j & 15) << 1 | (j >> 4 & 1);
+}
+
+/* Elements per value row: the head size in whole runs of 32. */
+static inline size_t lf_kernel_value_stride(size_t head_size) { return (head_size + 31) / 32 * 32; }
+
 /* The key/value cache holds bfloat16: the top 16 bits of a float. Decoding
  * reads a stream's whole cache for every token, so its size is the speed
  * of decompression (docs/DECISIONS.md); 16 bits halve it.
@@ -91,8 +106,11 @@ typedef struct lf_kernels {
      * out (G, hs) = softmax(query (G, hs) @ K (hs, count)) @ values (count, hs)
      * with keys and values in bfloat16, each expanded exactly to a float
      * (lf_bf16_expand) before it is used,
-     * K[i][t] at keys[((t / 64) * hs + i) * 64 + t % 64] (blocks of
-     * LF_KERNEL_KEY_BLOCK slots, each (hs, 64): read in order, 64 slots at a time);
+     * K[i][t] at keys[((t / 64) * hs + i) * 64 + lf_kernel_cache_index(t % 64)]
+     * (blocks of LF_KERNEL_KEY_BLOCK slots, each (hs, 64): read in order, 64
+     * slots at a time), values[t][i] at values[t * lf_kernel_value_stride(hs)
+     * + lf_kernel_cache_index(i)]; the other elements of a block or row (past
+     * count or hs) may hold anything;
      * scores[t] = sum_i query[i] * K[i][t] in index order;
      * e[t] = exp(scores[t] - max_t scores); total = sum of e in 16 lanes;
      * out[i] = (sum_t e[t] * values[t][i] in index order) * (1 / total).

@@ -213,12 +213,13 @@ void lf_kernel_matmul_avx512(float *out, const int8_t *xq, const float *x_scales
     }
 }
 
-/* 16 bfloat16 (those in `lanes`, the rest 0) as floats: zero-extended to
- * 32 bits and shifted to the top, lf_bf16_expand on every lane. */
-ALWAYS_INLINE __m512 load_bf16(__mmask16 lanes, const uint16_t *x)
+/* The bfloat16 in the low (high) halves of x's 32-bit lanes as 16 floats,
+ * lf_bf16_expand on each: the cache's runs of 32 (lf_kernel_cache_index). */
+ALWAYS_INLINE __m512 low_halves(__m512i x) { return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16)); }
+
+ALWAYS_INLINE __m512 high_halves(__m512i x)
 {
-    __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lanes, x));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+    return _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xFFFF0000u)));
 }
 
 /* The lanes below count of the four vectors at start, start + 16, + 32 and
@@ -245,11 +246,12 @@ ALWAYS_INLINE void scores_of(float *scores, const float *query, const uint16_t *
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; /* head g */
         __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                  /* head g + 1 */
         for (size_t i = 0; i < hs; i++) {
+            /* a whole block: slots past count hold stale keys, whose
+             * scores are never stored */
             const uint16_t *row = keys + (t / 64 * hs + i) * 64;
-            __m512 k0 = load_bf16(lanes0, row);
-            __m512 k1 = load_bf16(lanes1, row + 16);
-            __m512 k2 = load_bf16(lanes2, row + 32);
-            __m512 k3 = load_bf16(lanes3, row + 48);
+            __m512i first = _mm512_loadu_si512(row), second = _mm512_loadu_si512(row + 32);
+            __m512 k0 = low_halves(first), k1 = high_halves(first);
+            __m512 k2 = low_halves(second), k3 = high_halves(second);
             __m512 q = _mm512_set1_ps(query[i]);
             a0 = _mm512_add_ps(a0, _mm512_mul_ps(q, k0));
             a1 = _mm512_add_ps(a1, _mm512_mul_ps(q, k1));
@@ -308,12 +310,15 @@ ALWAYS_INLINE void weighted_values(float *out, const float *e, const uint16_t *v
         lanes_of_64(i, hs, &lanes0, &lanes1, &lanes2, &lanes3);
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; /* head g */
         __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                  /* head g + 1 */
+        /* the row's second run of 32 only if it has one (the last row ends
+         * the cache); lanes past hs are never stored */
+        __mmask32 second_run = i + 32 < hs ? 0xFFFFFFFFu : 0;
         for (size_t t = 0; t < count; t++) {
-            const uint16_t *row = values + t * hs + i;
-            __m512 v0 = load_bf16(lanes0, row);
-            __m512 v1 = load_bf16(lanes1, row + 16);
-            __m512 v2 = load_bf16(lanes2, row + 32);
-            __m512 v3 = load_bf16(lanes3, row + 48);
+            const uint16_t *row = values + t * lf_kernel_value_stride(hs) + i;
+            __m512i first = _mm512_loadu_si512(row);
+            __m512i second = _mm512_maskz_loadu_epi16(second_run, row + 32);
+            __m512 v0 = low_halves(first), v1 = high_halves(first);
+            __m512 v2 = low_halves(second), v3 = high_halves(second);
             __m512 weight = _mm512_set1_ps(e[t]);
             a0 = _mm512_add_ps(a0, _mm512_mul_ps(weight, v0));
             a1 = _mm512_add_ps(a1, _mm512_mul_ps(weight, v1));

@@ -11,9 +11,10 @@
 
 struct lf_transformer_cache {
     uint64_t position; /* tokens seen; the next one goes to ring slot position % context */
-    /* per layer and key/value head, in bfloat16 (lf_bf16_round): keys in
-     * lf_kernels' blocks of LF_KERNEL_KEY_BLOCK slots (the scores loop reads
-     * them in order), values (context, head_size) */
+    /* per layer and key/value head, in bfloat16 (lf_bf16_round), laid out
+     * as lf_kernels' attend reads them: keys in blocks of
+     * LF_KERNEL_KEY_BLOCK slots (the scores loop reads them in order),
+     * values (context, lf_kernel_value_stride(head_size)) */
     uint16_t *keys, *values;
 };
 
@@ -85,7 +86,8 @@ int64_t lf_transformer_cache_new(const lf_transformer *model, lf_transformer_cac
     if (!created)
         return -ENOMEM;
     created->keys = cache_elements(heads * key_elements(config));
-    created->values = cache_elements(heads * config->context_length * head_size(config));
+    created->values = cache_elements(heads * config->context_length *
+                                     lf_kernel_value_stride(head_size(config)));
     if (!created->keys || !created->values) {
         lf_transformer_cache_free(created);
         return -ENOMEM;
@@ -229,6 +231,7 @@ static void attention(const lf_transformer *model, size_t layer, lf_transformer_
     const lf_transformer_config *config = &model->config;
     size_t d = config->embedding_size, hs = head_size(config), context = config->context_length;
     size_t kv = kv_size(config), group = config->head_count / config->kv_head_count;
+    size_t value_stride = lf_kernel_value_stride(hs);
     float query_scale = 1.0f / sqrtf((float)hs);
     for (size_t b = 0; b < batch; b++) {
         const float *cosines = w->cosines + b * hs / 2, *sines = w->sines + b * hs / 2;
@@ -246,15 +249,15 @@ static void attention(const lf_transformer *model, size_t layer, lf_transformer_
             uint64_t position = w->positions[b];
             size_t head = layer * config->kv_head_count + h;
             uint16_t *keys = cache->keys + head * key_elements(config);
-            uint16_t *values = cache->values + head * context * hs;
+            uint16_t *values = cache->values + head * context * value_stride;
             size_t slot = (size_t)(position % context);
             size_t count = position + 1 < context ? (size_t)position + 1 : context;
             const float *key = w->key + b * kv + h * hs, *value = w->value + b * kv + h * hs;
             uint16_t *key_column = keys + slot / LF_KERNEL_KEY_BLOCK * hs * LF_KERNEL_KEY_BLOCK +
-                                   slot % LF_KERNEL_KEY_BLOCK;
+                                   lf_kernel_cache_index(slot % LF_KERNEL_KEY_BLOCK);
             for (size_t i = 0; i < hs; i++) {
                 key_column[i * LF_KERNEL_KEY_BLOCK] = lf_bf16_round(key[i]);
-                values[slot * hs + i] = lf_bf16_round(value[i]);
+                values[slot * value_stride + lf_kernel_cache_index(i)] = lf_bf16_round(value[i]);
             }
             /* query heads h * group .. (h + 1) * group - 1 share key/value head h */
             w->kernels->attend(w->attended + b * d + h * group * hs, w->query + b * d + h * group * hs,

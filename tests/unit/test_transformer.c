@@ -395,18 +395,20 @@ static void test_kernel_variants_agree(void **state)
             size_t key_count = (count + LF_KERNEL_KEY_BLOCK - 1) / LF_KERNEL_KEY_BLOCK *
                                LF_KERNEL_KEY_BLOCK * hs;
             float *query = malloc(group * hs * sizeof(float));
-            float *floats = malloc((key_count + count * hs) * sizeof(float));
+            /* every element random, those the kernels must skip included */
+            size_t value_count = count * lf_kernel_value_stride(hs);
+            float *floats = malloc((key_count + value_count) * sizeof(float));
             uint16_t *keys = malloc(key_count * sizeof(uint16_t));
-            uint16_t *values = malloc(count * hs * sizeof(uint16_t));
+            uint16_t *values = malloc(value_count * sizeof(uint16_t));
             float *scratch = malloc(group * count * sizeof(float));
             size_t out_bytes = group * hs * sizeof(float);
             float *out[2] = {malloc(out_bytes), malloc(out_bytes)};
             random_floats(&random, query, group * hs, 2.0f);
             random_floats(&random, floats, key_count, s == 4 ? 30.0f : 2.0f); /* some underflow */
-            random_floats(&random, floats + key_count, count * hs, 5.0f);
+            random_floats(&random, floats + key_count, value_count, 5.0f);
             for (size_t i = 0; i < key_count; i++)
                 keys[i] = lf_bf16_round(floats[i]);
-            for (size_t i = 0; i < count * hs; i++)
+            for (size_t i = 0; i < value_count; i++)
                 values[i] = lf_bf16_round(floats[key_count + i]);
             portable->attend(out[0], query, keys, values, group, hs, count, scratch);
             k->attend(out[1], query, keys, values, group, hs, count, scratch);
