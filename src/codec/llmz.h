@@ -44,6 +44,10 @@ typedef struct lf_llmz_options {
     const lf_model *model;
     unsigned threads; /* 0 = all cores */
     uint64_t segment_size; /* compression: bytes per segment, 0 = the model's choice */
+    /* compression: a model that splits inputs for the threads' sake (even
+     * segments, lf_model.even_segments) keeps each segment_size of input
+     * whole instead: smaller archives, one thread per segment */
+    bool whole_segments;
     size_t batch_size;     /* most segments coded together in one job, 0 = the model's
                               choice; like threads, never changes the bytes */
     /* Bytes the model reads before every segment ({NULL, 0}: none), not

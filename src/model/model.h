@@ -54,7 +54,8 @@ struct lf_model {
     uint64_t fingerprint;     /* XXH64 of the model file, or of a built-in model's description */
     uint64_t segment_size;    /* bytes per independently coded segment, at most */
     /* Split inputs into an even number of equal segments (when more than
-     * one; inputs over a quarter of segment_size always in two at least),
+     * one; inputs over segment_size / 16 always in two at least, unless
+     * lf_llmz_options.whole_segments),
      * so that two threads finish together, instead of full segments and a
      * remainder: for models that restart cheaply (transformers; the
      * adaptive models pay for every restart). */

@@ -47,4 +47,10 @@ for name in $files; do
   fi
 done
 echo "total: $total bytes (xz -9e: 391852)"
+# asyoulik.txt (122 KiB) is two segments, one per core; --best keeps it whole
+"$llmencode" -l asyoulik.txt.llmz | grep -qE ' 2 [0-9a-f]{16} asyoulik' || fail "asyoulik.txt: not two segments"
+"$llmencode" --best -c "$canterbury/asyoulik.txt" >best.llmz || fail "compress --best"
+"$llmencode" -l best.llmz | grep -qE ' 1 [0-9a-f]{16} best' || fail "--best: not one segment"
+[ "$(wc -c <best.llmz)" -lt "$(wc -c <asyoulik.txt.llmz)" ] || fail "--best is not smaller"
+"$llmencode" -dc best.llmz | cmp - "$canterbury/asyoulik.txt" || fail "--best round trip"
 [ "$total" -le 293900 ] || fail "total $total bytes is over 0.75 x xz -9e (293,900)"
