@@ -53,7 +53,7 @@ static void print_usage(FILE *stream)
             "  -k, --keep         keep input files\n"
             "  -f, --force        overwrite outputs; write compressed data to a terminal\n"
             "  -m, --model MODEL  model to code with: a GGUF file or a built-in model: base\n"
-            "                     (the default: the shipped transformer, about 20 KB/s;\n"
+            "                     (the default: the shipped transformer, 15-27 KB/s;\n"
             "                     keeps cm's archive when smaller), cm (about 1 MB/s),\n"
             "                     cm-small; decompression uses the archive's model\n"
             "      --best         code each MiB of input as one segment: about 2%% smaller\n"
