@@ -61,14 +61,11 @@ static size_t kv_size(const lf_transformer_config *config)
     return head_size(config) * config->kv_head_count;
 }
 
-/* Zeroed memory for a cache, on huge pages where the system gives them:
- * every step streams a stream's whole cache (3.9 MB for the 10M default
- * model), and on 4 KiB pages that is a TLB miss and a stop of the hardware
- * prefetcher every 4 KiB. */
-static uint16_t *cache_elements(size_t count)
+void *lf_transformer_zeroed_huge(size_t bytes)
 {
-    size_t huge = (size_t)2 << 20, bytes = (count * sizeof(uint16_t) + huge - 1) / huge * huge;
-    uint16_t *memory = aligned_alloc(huge, bytes);
+    size_t huge = (size_t)2 << 20;
+    bytes = (bytes + huge - 1) / huge * huge;
+    void *memory = aligned_alloc(huge, bytes);
     if (!memory)
         return NULL;
 #ifdef MADV_HUGEPAGE
@@ -85,9 +82,9 @@ int64_t lf_transformer_cache_new(const lf_transformer *model, lf_transformer_cac
     lf_transformer_cache *created = calloc(1, sizeof *created);
     if (!created)
         return -ENOMEM;
-    created->keys = cache_elements(heads * key_elements(config));
-    created->values = cache_elements(heads * config->context_length *
-                                     lf_kernel_value_stride(head_size(config)));
+    created->keys = lf_transformer_zeroed_huge(heads * key_elements(config) * sizeof(uint16_t));
+    created->values = lf_transformer_zeroed_huge(
+        heads * config->context_length * lf_kernel_value_stride(head_size(config)) * sizeof(uint16_t));
     if (!created->keys || !created->values) {
         lf_transformer_cache_free(created);
         return -ENOMEM;

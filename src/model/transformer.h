@@ -60,6 +60,14 @@ typedef struct lf_transformer_cache lf_transformer_cache;
  * thread, reused for every step. */
 typedef struct lf_transformer_workspace lf_transformer_workspace;
 
+/* Zeroed memory on huge pages where the system gives them (free() it), for
+ * what every step streams through: the weights (10.4 MB for the default
+ * model) and a cache (3.9 MB). On 4 KiB pages that is a TLB miss and a
+ * stop of the hardware prefetcher every 4 KiB; decoding alice29.txt with
+ * the default model took 5% less time with the weights on huge pages
+ * too (mean of 7 runs each, 10.25 -> 9.67 s). */
+void *lf_transformer_zeroed_huge(size_t bytes);
+
 int64_t lf_transformer_validate_config(const lf_transformer_config *config, lf_diagnostic *diagnostic);
 int64_t lf_transformer_cache_new(const lf_transformer *model, lf_transformer_cache **cache);
 void lf_transformer_cache_free(lf_transformer_cache *cache);

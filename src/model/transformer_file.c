@@ -320,7 +320,7 @@ int64_t lf_transformer_load(const lf_gguf *file, lf_transformer **model, lf_diag
             }
         owned->layers = calloc(config->layer_count, sizeof *owned->layers);
         owned->row_sums = malloc(row_total * sizeof *owned->row_sums);
-        owned->packed = aligned_alloc(64, packed_total);
+        owned->packed = lf_transformer_zeroed_huge(packed_total);
         owned->rope_frequencies = malloc(config->embedding_size / config->head_count / 2 * sizeof(double));
         if (!owned->layers || !owned->row_sums || !owned->packed || !owned->rope_frequencies)
             status = -ENOMEM;
