@@ -179,6 +179,33 @@ static void test_prompt_is_the_training_examples_prefix(void **state)
     lf_tokenizer_encoder_free(encoder);
 }
 
+/* An example with an empty prompt is <|endoftext|> COMPLETION <|endoftext|>
+ * with every completion token a target: the sequence `llmencode
+ * --format=raw` codes (its history starts at <|endoftext|>, its stream ends
+ * with one), which is what scripts/fs-sft-mix's state examples rely on. */
+static void test_empty_prompt_trains_raw_coding(void **state)
+{
+    fixture *f = *state;
+    lf_tokenizer_encoder *encoder;
+    assert_int_equal(lf_tokenizer_encoder_create(f->tokenizer, &encoder), 0);
+    static const char completion[] = "<filesystem><directory path=\"/\" /></filesystem>";
+    lf_token_array example = {0}, alone = {0};
+    size_t completion_start = 0;
+    int64_t count = lf_train_sft_encode(encoder, (const uint8_t *)"", 0,
+                                        (const uint8_t *)completion, strlen(completion), &example,
+                                        &completion_start);
+    assert_true(lf_tokenizer_encode(encoder, (const uint8_t *)completion, strlen(completion),
+                                    &alone) > 0);
+    assert_int_equal(completion_start, 1);
+    assert_int_equal(count, (int64_t)alone.count + 2);
+    assert_int_equal(example.ids[0], LF_TOKEN_ENDOFTEXT);
+    assert_memory_equal(example.ids + 1, alone.ids, alone.count * sizeof *alone.ids);
+    assert_int_equal(example.ids[alone.count + 1], LF_TOKEN_ENDOFTEXT);
+    lf_token_array_free(&example);
+    lf_token_array_free(&alone);
+    lf_tokenizer_encoder_free(encoder);
+}
+
 /* ---- determinism ---- */
 
 typedef struct thread_job {
@@ -391,6 +418,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prompt_is_the_training_examples_prefix),
+        cmocka_unit_test(test_empty_prompt_trains_raw_coding),
         cmocka_unit_test(test_generation_is_deterministic),
         cmocka_unit_test(test_prompt_rows_never_change_results),
         cmocka_unit_test(test_stops_at_max_tokens),
