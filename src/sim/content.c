@@ -46,6 +46,69 @@ static const char *const symlink_names[] = {
     "current", "latest", "default", "stable", "link", "active", "previous", "config", "log",
 };
 
+/* Words that are in no list: a model trained on listed names only learns
+ * to look names up, and then fails on the first file a user names
+ * (docs/DECISIONS.md, "Names and bodies outside the lists"). */
+static const char *const consonants[] = {"b", "c", "d", "f", "g", "h", "k", "l", "m", "n",
+                                         "p", "r", "s", "t", "v", "w", "z", "st", "tr", "ch"};
+static const char *const vowels[] = {"a", "e", "i", "o", "u", "y", "ou", "ea"};
+static const char *const listed_words[] = {
+    "hello", "world", "test", "file", "dir", "notes", "photo", "music", "draft", "todo",
+    "old", "new", "final", "copy", "misc", "stuff", "work", "home", "project", "report",
+    "invoice", "letter", "budget", "plan", "summary", "demo", "sample", "example", "foo",
+    "bar", "baz", "alpha", "beta", "readme", "index", "main", "data", "output", "input",
+};
+
+/* Appends one word to out (at most 12 bytes): a common word, a made-up
+ * pronounceable one, or random letters, now and then capitalised. */
+static void free_word(lf_random *random, char *out, size_t size)
+{
+    char word[16] = "";
+    uint64_t shape = lf_random_below(random, 10);
+    if (shape < 4) {
+        snprintf(word, sizeof word, "%s", PICK(random, listed_words));
+    } else if (shape < 7) {
+        int syllables = (int)lf_random_range(random, 1, 3);
+        for (int i = 0; i < syllables; i++) {
+            const char *consonant = PICK(random, consonants);
+            const char *vowel = PICK(random, vowels);
+            size_t used = strlen(word);
+            snprintf(word + used, sizeof word - used, "%s%s", consonant, vowel);
+        }
+    } else {
+        int letters = (int)lf_random_range(random, 1, 8);
+        for (int i = 0; i < letters; i++)
+            word[i] = (char)('a' + lf_random_below(random, 26));
+        word[letters] = '\0';
+    }
+    if (lf_random_chance(random, 1, 7))
+        word[0] = (char)toupper((unsigned char)word[0]);
+    size_t used = strlen(out);
+    snprintf(out + used, size - used, "%s", word);
+}
+
+/* A name stem outside the lists: a word, two run together ("testdir"), or
+ * joined by '_' or '-', sometimes with a number. */
+static void free_stem(lf_random *random, char name[LF_SIM_CONTENT_NAME_MAX])
+{
+    name[0] = '\0';
+    free_word(random, name, LF_SIM_CONTENT_NAME_MAX);
+    uint64_t shape = lf_random_below(random, 10);
+    if (shape < 2) {
+        free_word(random, name, LF_SIM_CONTENT_NAME_MAX);
+    } else if (shape < 4) {
+        size_t used = strlen(name);
+        snprintf(name + used, LF_SIM_CONTENT_NAME_MAX - used, "%s",
+                 lf_random_chance(random, 1, 2) ? "_" : "-");
+        free_word(random, name, LF_SIM_CONTENT_NAME_MAX);
+    }
+    if (lf_random_chance(random, 1, 6)) {
+        size_t used = strlen(name);
+        snprintf(name + used, LF_SIM_CONTENT_NAME_MAX - used, "%d",
+                 (int)lf_random_range(random, 1, 2024));
+    }
+}
+
 static const char *random_extension(lf_random *random)
 {
     unsigned total = 0;
@@ -61,6 +124,10 @@ static const char *random_extension(lf_random *random)
 
 void lf_sim_content_directory_name(lf_random *random, char name[LF_SIM_CONTENT_NAME_MAX])
 {
+    if (lf_random_chance(random, 1, 2)) {
+        free_stem(random, name);
+        return;
+    }
     const char *base = PICK(random, directory_bases);
     uint64_t shape = lf_random_below(random, 10);
     if (shape < 4)
@@ -73,6 +140,12 @@ void lf_sim_content_directory_name(lf_random *random, char name[LF_SIM_CONTENT_N
 
 void lf_sim_content_file_name(lf_random *random, char name[LF_SIM_CONTENT_NAME_MAX])
 {
+    if (lf_random_chance(random, 1, 2)) {
+        free_stem(random, name);
+        size_t used = strlen(name);
+        snprintf(name + used, LF_SIM_CONTENT_NAME_MAX - used, "%s", random_extension(random));
+        return;
+    }
     uint64_t shape = lf_random_below(random, 20);
     if (shape < 3) {
         snprintf(name, LF_SIM_CONTENT_NAME_MAX, "%s", PICK(random, special_file_names));
@@ -92,6 +165,10 @@ void lf_sim_content_file_name(lf_random *random, char name[LF_SIM_CONTENT_NAME_M
 
 void lf_sim_content_symlink_name(lf_random *random, char name[LF_SIM_CONTENT_NAME_MAX])
 {
+    if (lf_random_chance(random, 1, 3)) {
+        free_stem(random, name);
+        return;
+    }
     if (lf_random_chance(random, 1, 2)) {
         snprintf(name, LF_SIM_CONTENT_NAME_MAX, "%s", PICK(random, symlink_names));
         return;
@@ -227,6 +304,11 @@ static const char *category_word(expansion *state, const char *category)
         int month = (int)lf_random_range(random, 1, 12);
         int day = (int)lf_random_range(random, 1, 28);
         snprintf(state->number, sizeof state->number, "2024-%02d-%02d", month, day);
+        return state->number;
+    }
+    if (strcmp(category, "word") == 0) {
+        state->number[0] = '\0';
+        free_word(random, state->number, sizeof state->number);
         return state->number;
     }
     if (strcmp(category, "hex") == 0) {
@@ -532,6 +614,9 @@ static const char *const text_blocks[] = {
     "{{sentence}}\n"
     "\n",
     "- {{verb}} {{noun}} ({{adj}})\n",
+    "{{word}} {{word}}\n",
+    "{{Word}} {{word}} {{word}} {{word}}.\n",
+    "{{word}}\n",
     NULL,
 };
 

@@ -512,11 +512,13 @@ static bool sample_targets(simulator *sim, bool fail, size_t room, lf_sim_operat
         if (!fail &&
             set_path(op->path, pick_entry(random, nodes, PICK_DIRECTORY | PICK_EMPTY, NULL)))
             return true;
-        /* ENOTEMPTY (also when no directory is empty), ENOTDIR, ENOENT. */
-        return set_refused_path(sim,
-                                lf_random_chance(random, 1, 2) ? PICK_DIRECTORY | PICK_NONEMPTY
-                                                               : PICK_FILE | PICK_SYMLINK,
-                                false, op->path);
+        /* ENOTEMPTY (also when no directory is empty) for half the failures
+         * where a directory has entries, what `rmdir` of a used directory
+         * meets; else ENOTDIR or ENOENT. */
+        if (lf_random_chance(random, 1, 2) &&
+            set_path(op->path, pick_entry(random, nodes, PICK_DIRECTORY | PICK_NONEMPTY, NULL)))
+            return true;
+        return set_refused_path(sim, PICK_FILE | PICK_SYMLINK, false, op->path);
     case LF_SIM_CHMOD:
         /* The file type is added later, from what the path resolves to. */
         target = fail ? NULL : pick_entry(random, nodes, PICK_ANY, NULL);
