@@ -24,6 +24,7 @@
 #include "common/random.h"
 #include "model/kernels.h"
 #include "model/transformer_file.h"
+#include "reference_transformer.h"
 #include "sandbox.h"
 
 typedef struct fixture {
@@ -76,139 +77,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* ---- the float reference: one sequence, full recomputation, doubles ---- */
-
-static const float *tensor(const fixture *f, const char *name)
-{
-    size_t count = lf_transformer_tensors(&f->config, NULL);
-    lf_transformer_tensor tensors[count];
-    lf_transformer_tensors(&f->config, tensors);
-    for (size_t i = 0; i < count; i++)
-        if (strcmp(tensors[i].name, name) == 0)
-            return f->parameters + tensors[i].offset;
-    fail_msg("no tensor %s", name);
-    return NULL;
-}
-
-// out (OC) = w (OC, C) @ x (C)
-static void reference_matvec(double *out, const float *w, const double *x, size_t oc, size_t c)
-{
-    for (size_t o = 0; o < oc; o++) {
-        double sum = 0;
-        for (size_t i = 0; i < c; i++)
-            sum += (double)w[o * c + i] * x[i];
-        out[o] = sum;
-    }
-}
-
-static void reference_rmsnorm(double *out, const double *x, const float *w, size_t d, double eps)
-{
-    double squares = 0;
-    for (size_t i = 0; i < d; i++)
-        squares += x[i] * x[i];
-    double inverse = 1.0 / sqrt(squares / (double)d + eps);
-    for (size_t i = 0; i < d; i++)
-        out[i] = x[i] * inverse * w[i];
-}
-
-static void reference_rope(double *x, size_t head, uint64_t position, double base)
-{
-    size_t half = head / 2;
-    for (size_t i = 0; i < half; i++) {
-        double angle = (double)position * pow(base, -2.0 * (double)i / (double)head);
-        double a = x[i], b = x[i + half];
-        x[i] = a * cos(angle) - b * sin(angle);
-        x[i + half] = a * sin(angle) + b * cos(angle);
-    }
-}
-
-/* Log-probabilities of the token after tokens[0..n). Every position
- * attends to itself and the context_length - 1 before it, as the engine's
- * sliding key/value window does. */
-static void reference_log_probabilities(const fixture *f, const uint32_t *tokens, size_t n,
-                                        double *out)
-{
-    const lf_transformer_config *c = &f->config;
-    size_t d = c->embedding_size, hs = d / c->head_count, kv = hs * c->kv_head_count;
-    size_t ff = c->feed_forward_size, window = c->context_length;
-    size_t first = 0, length = n;
-    double *x = calloc(length * d, sizeof *x), *normed = malloc(d * sizeof *normed);
-    double *q = malloc(length * d * sizeof *q), *k = malloc(length * kv * sizeof *k);
-    double *v = malloc(length * kv * sizeof *v), *attended = malloc(d * sizeof *attended);
-    double *projected = malloc((ff > d ? ff : d) * sizeof *projected);
-    double *gate = malloc(ff * sizeof *gate), *up = malloc(ff * sizeof *up);
-    double *scores = malloc(length * sizeof *scores);
-    const float *embedding = tensor(f, "token_embd.weight");
-    for (size_t t = 0; t < length; t++)
-        for (size_t i = 0; i < d; i++)
-            x[t * d + i] = embedding[(size_t)tokens[first + t] * d + i];
-    char name[64];
-#define W(...) (snprintf(name, sizeof name, __VA_ARGS__), tensor(f, name))
-    for (uint32_t l = 0; l < c->layer_count; l++) {
-        for (size_t t = 0; t < length; t++) {
-            reference_rmsnorm(normed, x + t * d, W("blk.%u.attn_norm.weight", l), d, c->norm_epsilon);
-            reference_matvec(q + t * d, W("blk.%u.attn_q.weight", l), normed, d, d);
-            reference_matvec(k + t * kv, W("blk.%u.attn_k.weight", l), normed, kv, d);
-            reference_matvec(v + t * kv, W("blk.%u.attn_v.weight", l), normed, kv, d);
-            for (size_t h = 0; h < c->head_count; h++)
-                reference_rope(q + t * d + h * hs, hs, first + t, c->rope_base);
-            for (size_t h = 0; h < c->kv_head_count; h++)
-                reference_rope(k + t * kv + h * hs, hs, first + t, c->rope_base);
-        }
-        /* only the last position's output matters for the next token, but
-         * every position's residual stream feeds the next layer */
-        for (size_t t = 0; t < length; t++) {
-            for (size_t h = 0; h < c->head_count; h++) {
-                size_t g = h / (c->head_count / c->kv_head_count);
-                double largest = -INFINITY, total = 0;
-                size_t oldest = t + 1 > window ? t + 1 - window : 0;
-                for (size_t s = oldest; s <= t; s++) {
-                    double dot = 0;
-                    for (size_t i = 0; i < hs; i++)
-                        dot += q[t * d + h * hs + i] * k[s * kv + g * hs + i];
-                    scores[s] = dot / sqrt((double)hs);
-                    largest = fmax(largest, scores[s]);
-                }
-                for (size_t s = oldest; s <= t; s++)
-                    total += scores[s] = exp(scores[s] - largest);
-                for (size_t i = 0; i < hs; i++) {
-                    double sum = 0;
-                    for (size_t s = oldest; s <= t; s++)
-                        sum += scores[s] * v[s * kv + g * hs + i];
-                    attended[h * hs + i] = sum / total;
-                }
-            }
-            reference_matvec(projected, W("blk.%u.attn_output.weight", l), attended, d, d);
-            for (size_t i = 0; i < d; i++)
-                x[t * d + i] += projected[i];
-        }
-        for (size_t t = 0; t < length; t++) {
-            reference_rmsnorm(normed, x + t * d, W("blk.%u.ffn_norm.weight", l), d, c->norm_epsilon);
-            reference_matvec(gate, W("blk.%u.ffn_gate.weight", l), normed, ff, d);
-            reference_matvec(up, W("blk.%u.ffn_up.weight", l), normed, ff, d);
-            for (size_t i = 0; i < ff; i++)
-                gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i];
-            reference_matvec(projected, W("blk.%u.ffn_down.weight", l), gate, d, ff);
-            for (size_t i = 0; i < d; i++)
-                x[t * d + i] += projected[i];
-        }
-    }
-    reference_rmsnorm(normed, x + (length - 1) * d, tensor(f, "output_norm.weight"), d, c->norm_epsilon);
-#undef W
-    double *logits = malloc(c->vocab_size * sizeof *logits);
-    reference_matvec(logits, embedding, normed, c->vocab_size, d);
-    double largest = -INFINITY, total = 0;
-    for (uint32_t i = 0; i < c->vocab_size; i++)
-        largest = fmax(largest, logits[i]);
-    for (uint32_t i = 0; i < c->vocab_size; i++)
-        total += exp(logits[i] - largest);
-    for (uint32_t i = 0; i < c->vocab_size; i++)
-        out[i] = logits[i] - largest - log(total);
-    free(logits);
-    free(x), free(normed), free(q), free(k), free(v), free(attended), free(projected);
-    free(gate), free(up), free(scores);
-}
-
 static void log_softmax(const float *logits, size_t count, double *out)
 {
     double largest = -INFINITY, total = 0;
@@ -232,15 +100,21 @@ static void test_matches_float_reference(void **state)
         tokens[i] = (uint32_t)lf_random_below(&random, 256);
     lf_transformer_cache *cache;
     assert_int_equal(lf_transformer_cache_new(f->model, &cache), 0);
+    size_t parameter_count = lf_transformer_parameter_count(&f->config);
+    double *parameters = malloc(parameter_count * sizeof *parameters);
+    for (size_t i = 0; i < parameter_count; i++)
+        parameters[i] = f->parameters[i];
+    double *references = malloc(LENGTH * vocabulary * sizeof *references);
+    lf_test_reference_log_probabilities(&f->config, parameters, tokens, LENGTH, references);
     float *logits = malloc(vocabulary * sizeof *logits);
-    double *engine = malloc(vocabulary * sizeof *engine), *reference = malloc(vocabulary * sizeof *reference);
+    double *engine = malloc(vocabulary * sizeof *engine);
     double worst = 0;
     int top_agrees = 0;
     for (size_t n = 1; n <= LENGTH; n++) {
         assert_int_equal(
             lf_transformer_step(f->model, f->workspace, &cache, &tokens[n - 1], 1, logits), 0);
         log_softmax(logits, vocabulary, engine);
-        reference_log_probabilities(f, tokens, n, reference);
+        const double *reference = references + (n - 1) * vocabulary;
         size_t engine_top = 0, reference_top = 0;
         for (uint32_t i = 0; i < vocabulary; i++) {
             /* compare where probability matters: tokens above e^-8 */
@@ -264,7 +138,7 @@ static void test_matches_float_reference(void **state)
                   top_agrees, LENGTH);
     assert_true(worst < 0.25);
     assert_true(top_agrees >= LENGTH * 9 / 10);
-    free(logits), free(engine), free(reference);
+    free(logits), free(engine), free(references), free(parameters);
     lf_transformer_cache_free(cache);
 }
 
