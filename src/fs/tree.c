@@ -827,6 +827,19 @@ static int64_t resolve_existing(lf_tree *tree, const char *path, int flags, lf_n
     return 0;
 }
 
+/* A lookup of a name that must not exist yet (mkdir, symlink, link):
+ * EEXIST for an existing node, ".", ".." or "/", then the final name's
+ * lookup error, in the order Linux's filename_create checks them. */
+static int64_t resolve_new(lf_tree *tree, const char *path, resolution *found)
+{
+    int64_t status = resolve(tree, path, RESOLVE_PARENT, found);
+    if (status < 0)
+        return status;
+    if (found->kind != LAST_NORMAL || found->node)
+        return -EEXIST;
+    return found->final_lookup_error;
+}
+
 /* ------------------------------------------------------------------ */
 /* Operations                                                          */
 
@@ -973,13 +986,9 @@ int64_t lf_tree_create(lf_tree *tree, const char *path, uint32_t mode, bool excl
 int64_t lf_tree_mkdir(lf_tree *tree, const char *path, uint32_t mode)
 {
     resolution found;
-    int64_t status = resolve(tree, path, RESOLVE_PARENT, &found);
+    int64_t status = resolve_new(tree, path, &found);
     if (status < 0)
         return status;
-    if (found.kind != LAST_NORMAL || found.node)
-        return -EEXIST;
-    if (found.final_lookup_error)
-        return found.final_lookup_error;
     return create_child(tree, found.parent, found.name, LF_NODE_DIRECTORY, mode & 01777, NULL, NULL);
 }
 
@@ -1174,13 +1183,9 @@ int64_t lf_tree_symlink(lf_tree *tree, const char *target, const char *link_path
     if (strlen(target) >= LF_TREE_PATH_MAX)
         return -ENAMETOOLONG;
     resolution found;
-    int64_t status = resolve(tree, link_path, RESOLVE_PARENT, &found);
+    int64_t status = resolve_new(tree, link_path, &found);
     if (status < 0)
         return status;
-    if (found.kind != LAST_NORMAL || found.node)
-        return -EEXIST;
-    if (found.final_lookup_error)
-        return found.final_lookup_error;
     if (found.trailing_slash)
         return -ENOENT;
     return create_child(tree, found.parent, found.name, LF_NODE_SYMLINK, 0777, target, NULL);
@@ -1208,13 +1213,9 @@ int64_t lf_tree_link(lf_tree *tree, const char *existing, const char *new_path)
     if (status < 0)
         return status;
     resolution found;
-    status = resolve(tree, new_path, RESOLVE_PARENT, &found);
+    status = resolve_new(tree, new_path, &found);
     if (status < 0)
         return status;
-    if (found.kind != LAST_NORMAL || found.node)
-        return -EEXIST;
-    if (found.final_lookup_error)
-        return found.final_lookup_error;
     if (found.trailing_slash)
         return -ENOENT;
     if (node->type == LF_NODE_DIRECTORY)
