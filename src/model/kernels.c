@@ -141,6 +141,13 @@ static const lf_kernels portable = {
 /* kernels_avx2.c and kernels_avx512.c, built with their ISA flags */
 void lf_kernel_matmul_avx2(float *out, const int8_t *xq, const float *x_scales, size_t batch,
                            const lf_int8_matrix *weights);
+void lf_kernel_quantize_avx2(const float *x, size_t batch, size_t columns, size_t stride, int8_t *q,
+                             float *scales);
+void lf_kernel_attend_avx2(float *out, const float *query, const uint16_t *keys,
+                           const uint16_t *values, size_t group, size_t head_size, size_t count,
+                           float *scratch);
+void lf_kernel_swiglu_avx2(float *gate, const float *up, size_t count);
+void lf_kernel_distribution_avx2(lf_frequencies *table, const float *logits, uint32_t *weights);
 void lf_kernel_quantize_avx512(const float *x, size_t batch, size_t columns, size_t stride,
                                int8_t *q, float *scales);
 void lf_kernel_matmul_avx512(float *out, const int8_t *xq, const float *x_scales, size_t batch,
@@ -151,15 +158,13 @@ void lf_kernel_attend_avx512(float *out, const float *query, const uint16_t *key
 void lf_kernel_swiglu_avx512(float *gate, const float *up, size_t count);
 void lf_kernel_distribution_avx512(lf_frequencies *table, const float *logits, uint32_t *weights);
 
-/* AVX2 has an exact int8 product (the sign trick) but no float kernels of
- * its own: the portable ones serve. */
 static const lf_kernels avx2 = {
     .name = "avx2",
-    .quantize = quantize_portable,
+    .quantize = lf_kernel_quantize_avx2,
     .matmul = lf_kernel_matmul_avx2,
-    .attend = attend_portable,
-    .swiglu = swiglu_portable,
-    .distribution = distribution_portable,
+    .attend = lf_kernel_attend_avx2,
+    .swiglu = lf_kernel_swiglu_avx2,
+    .distribution = lf_kernel_distribution_avx2,
 };
 
 static const lf_kernels avx512 = {

@@ -1,7 +1,7 @@
 /* The transformer's inner loops, in variants chosen at run time from the
  * CPU's features: portable C (the only one in a -DLLMFUSE_PORTABLE=ON build,
- * and the reference), AVX2 (its own int8 product, the portable float
- * kernels) and AVX-512 VNNI (kernels_avx2.c, kernels_avx512.c).
+ * and the reference), AVX2 and AVX-512 VNNI (kernels_avx2.c,
+ * kernels_avx512.c).
  *
  * Every variant computes the same bits (DESIGN.md §4). Integer kernels have
  * one exact answer whatever their blocking. Float kernels are element-wise
