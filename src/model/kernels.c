@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model/exact_math.h"
+#include "model/kernels_simd.h"
 
 size_t lf_kernel_row_stride(size_t columns) { return (columns + 3) & ~(size_t)3; }
 
@@ -138,25 +139,6 @@ static const lf_kernels portable = {
 };
 
 #ifndef LLMFUSE_PORTABLE
-/* kernels_avx2.c and kernels_avx512.c, built with their ISA flags */
-void lf_kernel_matmul_avx2(float *out, const int8_t *xq, const float *x_scales, size_t batch,
-                           const lf_int8_matrix *weights);
-void lf_kernel_quantize_avx2(const float *x, size_t batch, size_t columns, size_t stride, int8_t *q,
-                             float *scales);
-void lf_kernel_attend_avx2(float *out, const float *query, const uint16_t *keys,
-                           const uint16_t *values, size_t group, size_t head_size, size_t count,
-                           float *scratch);
-void lf_kernel_swiglu_avx2(float *gate, const float *up, size_t count);
-void lf_kernel_distribution_avx2(lf_frequencies *table, const float *logits, uint32_t *weights);
-void lf_kernel_quantize_avx512(const float *x, size_t batch, size_t columns, size_t stride,
-                               int8_t *q, float *scales);
-void lf_kernel_matmul_avx512(float *out, const int8_t *xq, const float *x_scales, size_t batch,
-                             const lf_int8_matrix *weights);
-void lf_kernel_attend_avx512(float *out, const float *query, const uint16_t *keys,
-                             const uint16_t *values, size_t group, size_t head_size, size_t count,
-                             float *scratch);
-void lf_kernel_swiglu_avx512(float *gate, const float *up, size_t count);
-void lf_kernel_distribution_avx512(lf_frequencies *table, const float *logits, uint32_t *weights);
 
 static const lf_kernels avx2 = {
     .name = "avx2",

@@ -14,19 +14,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "model/kernels.h"
-
-void lf_kernel_matmul_avx2(float *out, const int8_t *xq, const float *x_scales, size_t batch,
-                           const lf_int8_matrix *weights);
-void lf_kernel_quantize_avx2(const float *x, size_t batch, size_t columns, size_t stride, int8_t *q,
-                             float *scales);
-void lf_kernel_attend_avx2(float *out, const float *query, const uint16_t *keys,
-                           const uint16_t *values, size_t group, size_t head_size, size_t count,
-                           float *scratch);
-void lf_kernel_swiglu_avx2(float *gate, const float *up, size_t count);
-void lf_kernel_distribution_avx2(lf_frequencies *table, const float *logits, uint32_t *weights);
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#include "model/kernels_simd.h"
 
 /* out rows b0..b0+ROWS-1, columns o0..o0+15 (those below OC). */
 ALWAYS_INLINE void product_tile(float *out, const int8_t *xq, const float *x_scales,
