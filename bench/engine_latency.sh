@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Per-command latency of the model-implemented filesystem: a shell session on
+# the seed's toy tree, through a real mount of `llmfuse mount --engine=model
+# --verify`, next to the same session through the exact engine (the
+# simulator's answers, which tests/cli/engine_mount.sh holds to tmpfs).
+# Prints a Markdown table: each command's wall time on the model's mount and
+# whether what the user saw (output and exit status) is the exact engine's;
+# then the engine's --verify summary.  Needs root and /dev/fuse.
+#
+#   bench/engine_latency.sh [-m MODEL]   (default: models/fs.gguf, else models/fs-training.gguf)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=models/fs.gguf
+[ -f "$model" ] || model=models/fs-training.gguf
+while getopts "m:" option; do
+  case $option in
+    m) model=$OPTARG ;;
+    *) exit 1 ;;
+  esac
+done
+llmfuse=$PWD/build/llmfuse
+[ -x "$llmfuse" ] || { echo "build/llmfuse is missing: run scripts/quickstart" >&2; exit 1; }
+work=$(mktemp -d)
+exact=$work/exact model_mount=$work/model
+mkdir "$exact" "$model_mount"
+cleanup() {
+  fusermount3 -u -q "$exact" 2>/dev/null || true
+  fusermount3 -u -q "$model_mount" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export TZ=UTC LC_ALL=C
+umask 022
+
+serve() { # MOUNTPOINT LOG ENGINE-OPTIONS...
+  local mountpoint=$1 log=$2
+  shift 2
+  "$llmfuse" mount "$@" -f "$mountpoint" 2>"$log" &
+  for _ in $(seq 100); do grep -qs " $mountpoint fuse" /proc/mounts && return; sleep 0.1; done
+  echo "the engine did not mount: $(cat "$log")" >&2
+  exit 1
+}
+cp tests/golden/toy.xml "$work/exact.xml"
+cp tests/golden/toy.xml "$work/model.xml"
+serve "$exact" "$work/exact.log" --engine=exact --state "$work/exact.xml"
+serve "$model_mount" "$work/model.log" --engine=model -m "$model" --verify --state "$work/model.xml"
+
+commands=(
+  'ls -l --time-style=+ MNT'
+  'mkdir MNT/docs'
+  'echo hello > MNT/docs/a.txt'
+  'cat MNT/docs/a.txt'
+  'echo more >> MNT/docs/a.txt'
+  'ls -l --time-style=+ MNT/docs'
+  'chmod 600 MNT/docs/a.txt'
+  'mv MNT/docs/a.txt MNT/docs/b.txt'
+  'ln -s b.txt MNT/docs/link'
+  'cat MNT/docs/link'
+  'rm MNT/docs/b.txt'
+  'readlink MNT/docs/link'
+  'rm MNT/docs/link'
+  'rmdir MNT/docs'
+  'cat MNT/testfile.txt'
+)
+run() { # COMMAND MOUNTPOINT: what the user sees, the mount point written MNT
+  local status=0 output
+  output=$(bash -c "${1//MNT/$2}" 2>&1) || status=$?
+  printf '%s\n[exit %d]' "${output//$2/MNT}" "$status"
+}
+echo "| command | ms | as the exact engine |"
+echo "|---|---:|---|"
+for command in "${commands[@]}"; do
+  expected=$(run "$command" "$exact")
+  start=$EPOCHREALTIME
+  actual=$(run "$command" "$model_mount")
+  end=$EPOCHREALTIME
+  milliseconds=$(echo "($end - $start) * 1000 / 1" | bc)
+  if [ "$actual" = "$expected" ]; then
+    verdict=same
+  else
+    verdict="differs: $(head -n 1 <<<"$actual" | tr '|' '/')"
+  fi
+  echo "| \`$command\` | $milliseconds | $verdict |"
+done
+fusermount3 -u "$model_mount"
+fusermount3 -u "$exact"
+wait
+echo
+echo "model: $model; $(grep -o '[0-9]* operations, .*' "$work/model.log" | tail -n 1)"
