@@ -20,6 +20,7 @@
 #include "common/parallel.h"
 #include "model/transformer_file.h"
 #include "train/data.h"
+#include "train/sft.h"
 #include "train/trainer.h"
 
 static void print_usage(FILE *stream)
@@ -29,6 +30,10 @@ static void print_usage(FILE *stream)
             "                              [--files-from LIST] [INPUT...]\n"
             "           write the token file of a corpus: each input is a document, documents\n"
             "           are separated by <|endoftext|>; LIST names more inputs, one per line\n"
+            "       llmfuse train tokenize --sft --tokenizer TOK.gguf -o EXAMPLES.sfttok\n"
+            "                              [--context T (65536)] TRAIN.jsonl\n"
+            "           write fine-tuning examples as tokens, as --sft reads them (those with\n"
+            "           more than T inputs left out), for scripts/train-gpu sft\n"
             "       llmfuse train --run-dir DIR (--data DATA.tok [--eval-data EVAL.tok]\n"
             "                                   | --sft TRAIN.jsonl [--sft-eval EVAL.jsonl])\n"
             "                     (--tokenizer TOK.gguf [--config C.json]\n"
@@ -312,16 +317,43 @@ static int report_failure(const char *what, int64_t status, const lf_diagnostic 
     return LF_EXIT_ERROR;
 }
 
+/* `tokenize --sft`: the examples of a JSON-lines file as --sft reads them. */
+static int tokenize_examples(const char *tokenizer_path, const char *input, uint32_t context,
+                             const char *output)
+{
+    lf_diagnostic diagnostic = {0};
+    lf_tokenizer *tokenizer = NULL;
+    lf_train_sft_set set = {0};
+    int64_t status = lf_tokenizer_load(tokenizer_path, &tokenizer, &diagnostic);
+    if (status < 0)
+        return report_failure(tokenizer_path, status, &diagnostic);
+    status = lf_train_sft_load(input, tokenizer, context, &set, &diagnostic);
+    const char *failed = input;
+    if (status == 0) {
+        status = lf_train_sft_save(&set, output, &diagnostic);
+        failed = output;
+    }
+    lf_tokenizer_free(tokenizer);
+    if (status == 0)
+        fprintf(stderr, "llmfuse train: %s: %zu examples, %zu tokens (%zu with more than %" PRIu32
+                " inputs left out)\n", output, set.count, set.tokens.count, set.skipped, context);
+    lf_train_sft_free(&set);
+    return status < 0 ? report_failure(failed, status, &diagnostic) : LF_EXIT_OK;
+}
+
 static int tokenize(int argc, char **argv)
 {
     static const struct option options[] = {{"tokenizer", required_argument, NULL, 't'},
                                             {"output", required_argument, NULL, 'o'},
                                             {"threads", required_argument, NULL, 'j'},
                                             {"files-from", required_argument, NULL, 'f'},
+                                            {"sft", no_argument, NULL, 's'},
+                                            {"context", required_argument, NULL, 'c'},
                                             {"help", no_argument, NULL, 'h'},
                                             {0}};
     const char *tokenizer_path = NULL, *output = NULL, *list_path = NULL;
-    uint64_t threads = lf_parallel_default_threads();
+    uint64_t threads = lf_parallel_default_threads(), context = 65536;
+    bool examples = false;
     lf_diagnostic diagnostic = {0};
     int64_t status;
     int option;
@@ -331,6 +363,14 @@ static int tokenize(int argc, char **argv)
         case 't': tokenizer_path = optarg; break;
         case 'o': output = optarg; break;
         case 'f': list_path = optarg; break;
+        case 's': examples = true; break;
+        case 'c':
+            if ((status = parse_count(optarg, OPTION_CONTEXT, 1, &context, &diagnostic)) < 0)
+                return report_failure(NULL, status, &diagnostic);
+            if (context > 65536)
+                return report_failure(NULL, lf_fail(&diagnostic, -EINVAL, "--context is at most 65536"),
+                                      &diagnostic);
+            break;
         case 'j':
             if ((status = parse_count(optarg, OPTION_THREADS, 1, &threads, &diagnostic)) < 0)
                 return report_failure(NULL, status, &diagnostic);
@@ -339,10 +379,13 @@ static int tokenize(int argc, char **argv)
         default: print_usage(stderr); return LF_EXIT_ERROR;
         }
     }
-    if (!tokenizer_path || !output || (optind >= argc && !list_path)) {
+    if (!tokenizer_path || !output || (optind >= argc && !list_path) ||
+        (examples && (list_path || argc - optind != 1))) {
         print_usage(stderr);
         return LF_EXIT_ERROR;
     }
+    if (examples)
+        return tokenize_examples(tokenizer_path, argv[optind], (uint32_t)context, output);
     /* the documents: the operands, then the lines of --files-from */
     lf_buffer list = {0};
     if (list_path && (status = lf_file_read_all(list_path, &list, &diagnostic)) < 0)

@@ -8,6 +8,7 @@
 
 #include "common/base64.h"
 #include "common/buffer.h"
+#include "common/bytes.h"
 #include "common/file.h"
 #include "common/random.h"
 #include "engine/generate.h"
@@ -153,6 +154,27 @@ int64_t lf_train_sft_load(const char *path, const lf_tokenizer *tokenizer, uint3
         return status;
     }
     return 0;
+}
+
+int64_t lf_train_sft_save(const lf_train_sft_set *set, const char *path, lf_diagnostic *diagnostic)
+{
+    lf_buffer out = {0};
+    int64_t status = lf_buffer_reserve(&out, 8 + 8 * set->count + 4 * set->tokens.count) < 0
+                         ? -ENOMEM
+                         : lf_buffer_append(&out, LF_TRAIN_SFT_MAGIC, 8);
+    for (size_t i = 0; status == 0 && i < set->count; i++) {
+        size_t first = set->starts[i], count = set->starts[i + 1] - first;
+        if (lf_bytes_put_u32(&out, (uint32_t)count) < 0 ||
+            lf_bytes_put_u32(&out, (uint32_t)set->completion_starts[i]) < 0)
+            status = -ENOMEM;
+        for (size_t k = 0; status == 0 && k < count; k++)
+            if (lf_bytes_put_u32(&out, set->tokens.ids[first + k]) < 0)
+                status = -ENOMEM;
+    }
+    if (status == 0)
+        status = lf_file_write_atomic(path, out.data, out.length, diagnostic);
+    lf_buffer_free(&out);
+    return status;
 }
 
 static size_t inputs_of(const lf_train_sft_set *set, size_t example)

@@ -47,6 +47,14 @@ int64_t lf_train_sft_load(const char *path, const lf_tokenizer *tokenizer, uint3
                           lf_train_sft_set *set, lf_diagnostic *diagnostic);
 void lf_train_sft_free(lf_train_sft_set *set);
 
+/* The first 8 bytes of an example token file. */
+#define LF_TRAIN_SFT_MAGIC "llmfsft1"
+
+/* Writes the set as an example token file (docs/FORMAT.md §6.4), all at
+ * once (lf_file_write_atomic): what scripts/train-gpu fine-tunes on, so that
+ * a GPU sees exactly the tokens and targets this trainer would. */
+int64_t lf_train_sft_save(const lf_train_sft_set *set, const char *path, lf_diagnostic *diagnostic);
+
 /* Fills rows 0 .. rows - 1 of batch with the examples examples[0 .. rows)
  * and sets batch->rows to rows and batch->length to the longest example's
  * input count: inputs are an example's tokens but the last, targets the next

@@ -59,6 +59,25 @@ grep -qF "batches of similar lengths from runs of 64" tuned.log || fail "default
   || fail "resuming with --group-batches: $(cat tuned-more.log)"
 "$llmfuse" train --resume tuned --steps 8 --threads 1 2>tuned-last.log || fail "resuming again"
 grep -qF "from runs of 2 (--group-batches)" tuned-last.log || fail "grouping kept: $(cat tuned-last.log)"
+# The same examples as a token file for scripts/train-gpu sft (docs/FORMAT.md 6.4):
+# a header, then per example its count, completion start and ids.
+"$llmfuse" train tokenize --sft --tokenizer tok.gguf --context 64 -o sft.sfttok sft.jsonl 2>sft.err ||
+  fail "tokenize --sft: $(cat sft.err)"
+grep -qE "sft.sfttok: 6 examples, [0-9]+ tokens \(0 with more than 64 inputs left out\)" sft.err ||
+  fail "tokenize --sft did not report: $(cat sft.err)"
+[ "$(head -c 8 sft.sfttok)" = llmfsft1 ] || fail "no example file magic"
+tokens=$(grep -oE '[0-9]+ tokens' sft.err | cut -d' ' -f1)
+[ "$(stat -c %s sft.sfttok)" = $((8 + 6 * 8 + 4 * tokens)) ] || fail "example file size"
+first_count=$(od -An -tu4 -j8 -N4 sft.sfttok | tr -d ' ')
+first_start=$(od -An -tu4 -j12 -N4 sft.sfttok | tr -d ' ')
+[ "$first_start" -gt 0 ] && [ "$first_start" -lt "$first_count" ] || fail "example 1: $first_count $first_start"
+"$llmfuse" train tokenize --sft --tokenizer tok.gguf --context 3 -o short.sfttok sft.jsonl 2>short.err
+grep -qF "0 examples" short.err && grep -qF "(6 with more than 3 inputs left out)" short.err ||
+  fail "--context: $(cat short.err)"
+echo '{"prompt": 1}' >bad.jsonl
+expect_failure 1 'bad.jsonl:1: needs string members' "$llmfuse" train tokenize --sft \
+  --tokenizer tok.gguf -o bad.sfttok bad.jsonl
+[ ! -e bad.sfttok ] || fail "a failed tokenize --sft left a file"
 "$llmfuse" train --init straight.gguf --sft sft.jsonl --run-dir tuned2 --steps 5 --batch 2 \
   --threads 1 --output tuned.gguf 2>/dev/null || fail "fine-tuning from a model file"
 "$llmfuse" model info tuned.gguf | grep -qF "layers:          2" || fail "the tuned model"
