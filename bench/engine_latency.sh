@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Per-command latency of the model-implemented filesystem: a shell session on
-# the seed's toy tree, through a real mount of `llmfuse mount --engine=model
+# Per-command latency of the model-implemented filesystem: a shell session,
+# from an empty filesystem or a given state, through a real mount of `llmfuse mount --engine=model
 # --verify`, next to the same session through the exact engine (the
 # simulator's answers, which tests/cli/engine_mount.sh holds to tmpfs).
 # Prints a Markdown table: each command's wall time on the model's mount and
 # whether what the user saw (output and exit status) is the exact engine's;
 # then the engine's --verify summary.  Needs root and /dev/fuse.
 #
-#   bench/engine_latency.sh [-m MODEL]   (default: models/fs.gguf, else models/fs-training.gguf)
+#   bench/engine_latency.sh [-m MODEL] [-s STATE.xml]
+#     MODEL: models/fs.gguf, else models/fs-training.gguf; STATE: none (empty)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=models/fs.gguf
+model=models/fs.gguf state=
 [ -f "$model" ] || model=models/fs-training.gguf
-while getopts "m:" option; do
+while getopts "m:s:" option; do
   case $option in
     m) model=$OPTARG ;;
+    s) state=$OPTARG ;;
     *) exit 1 ;;
   esac
 done
@@ -40,8 +42,10 @@ serve() { # MOUNTPOINT LOG ENGINE-OPTIONS...
   echo "the engine did not mount: $(cat "$log")" >&2
   exit 1
 }
-cp tests/golden/toy.xml "$work/exact.xml"
-cp tests/golden/toy.xml "$work/model.xml"
+if [ -n "$state" ]; then
+  cp "$state" "$work/exact.xml"
+  cp "$state" "$work/model.xml"
+fi
 serve "$exact" "$work/exact.log" --engine=exact --state "$work/exact.xml"
 serve "$model_mount" "$work/model.log" --engine=model -m "$model" --verify --state "$work/model.xml"
 
@@ -60,7 +64,7 @@ commands=(
   'readlink MNT/docs/link'
   'rm MNT/docs/link'
   'rmdir MNT/docs'
-  'cat MNT/testfile.txt'
+  'ls -l --time-style=+ MNT'
 )
 run() { # COMMAND MOUNTPOINT: what the user sees, the mount point written MNT
   local status=0 output
@@ -86,4 +90,4 @@ fusermount3 -u "$model_mount"
 fusermount3 -u "$exact"
 wait
 echo
-echo "model: $model; $(grep -o '[0-9]* operations, .*' "$work/model.log" | tail -n 1)"
+echo "model: $model, state: ${state:-empty}; $(grep -o '[0-9]* operations, .*' "$work/model.log" | tail -n 1)"
