@@ -31,7 +31,7 @@ typedef struct image_options {
     uint64_t cache_megabytes;
     unsigned commit_interval;
     uint64_t pack_kib; /* mkfs --pack-size */
-    const char *engine, *state; /* mount --engine=KIND [--state FILE] */
+    const char *engine, *state, *record; /* mount --engine=KIND [--state FILE] [--record FILE] */
     bool verify;
 } image_options;
 
@@ -43,6 +43,7 @@ enum {
     OPTION_ENGINE,
     OPTION_STATE,
     OPTION_VERIFY,
+    OPTION_RECORD,
 };
 
 static const struct option long_options[] = {
@@ -57,6 +58,7 @@ static const struct option long_options[] = {
     {"engine", required_argument, NULL, OPTION_ENGINE},
     {"state", required_argument, NULL, OPTION_STATE},
     {"verify", no_argument, NULL, OPTION_VERIFY},
+    {"record", required_argument, NULL, OPTION_RECORD},
     {"help", no_argument, NULL, 'h'},
     {0},
 };
@@ -151,6 +153,9 @@ static int parse_flags(int argc, char **argv, const char *usage, image_options *
             break;
         case OPTION_VERIFY:
             options->verify = true;
+            break;
+        case OPTION_RECORD:
+            options->record = optarg;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -275,7 +280,7 @@ static const char mount_usage[] =
     "usage: llmfuse mount IMAGE MNT [-f] [-o OPTIONS] [-m MODEL] [--cache-size MB]\n"
     "                     [--commit-interval S] [--pack-size KIB]\n"
     "       llmfuse mount --engine=model|exact [-m MODEL] [--state FILE] [--verify]\n"
-    "                     [-f] [-o OPTIONS] MNT\n"
+    "                     [--record FILE.jsonl] [-f] [-o OPTIONS] MNT\n"
     "Mounts a compressed filesystem image read-write.  Files are decoded on first\n"
     "access; changes are written back to IMAGE (a new image beside it, renamed over\n"
     "it) on fsync, every commit interval and at unmount.  Unmount with\n"
@@ -292,7 +297,9 @@ static const char mount_usage[] =
     "validated; --engine=exact answers with the simulator's exact results instead.\n"
     "  --state FILE            load the state (XML, or LM-compressed when it ends in\n"
     "                          .llmz) and save it at fsync and unmount\n"
-    "  --verify                compute the exact answers too and report divergences\n";
+    "  --verify                compute the exact answers too and report divergences\n"
+    "  --record FILE.jsonl     append each operation's prompt and exact completion\n"
+    "                          as a dataset line ('llmfuse eval' reads them)\n";
 
 static int mount_engine(const image_options *options, const char *mountpoint)
 {
@@ -301,6 +308,7 @@ static int mount_engine(const image_options *options, const char *mountpoint)
         .model_path = options->model,
         .state_path = options->state,
         .verify = options->verify,
+        .record_path = options->record,
         .mount_options = options->mount_options.length ? (const char *)options->mount_options.data : NULL,
         .foreground = options->foreground,
     };

@@ -22,6 +22,7 @@
 #include "fs/xml.h"
 #include "fuse/serve.h"
 #include "model/model.h"
+#include "sim/dataset.h"
 #include "sim/oplines.h"
 
 /* The dataset's reads ask for 4096 bytes; bigger kernel reads are split. */
@@ -41,6 +42,7 @@ typedef struct engine_fs {
     lf_model *codec_model;   /* for .llmz states */
     lf_buffer state;         /* the canonical XML */
     lf_tree *tree;           /* the same, parsed: getattr's answers */
+    FILE *record;            /* --record, or NULL */
     uint64_t operations, invalid, divergences;
 } engine_fs;
 
@@ -84,30 +86,54 @@ static int64_t format_prompt(const engine_fs *self, const lf_sim_operation *oper
     return status;
 }
 
+/* Appends the operation's dataset line to the record, flushed so that a
+ * killed engine leaves whole lines. */
+static int64_t record_example(engine_fs *self, const lf_sim_operation *operation,
+                              const lf_buffer *prompt, const lf_buffer *exact, int64_t result)
+{
+    lf_sim_example example = {.operation = operation,
+                              .prompt = (const char *)prompt->data,
+                              .prompt_length = prompt->length,
+                              .completion = exact->data,
+                              .completion_length = exact->length,
+                              .status = result};
+    lf_buffer line = {0};
+    lf_diagnostic diagnostic = {0};
+    int64_t status = lf_sim_dataset_line(&example, &line, &diagnostic);
+    if (status == 0 && (fwrite(line.data, 1, line.length, self->record) != line.length ||
+                        fflush(self->record) != 0))
+        status = -EIO;
+    if (status < 0)
+        say(self, "cannot record %s: %s", lf_sim_op_name(operation->op),
+            diagnostic.message[0] ? diagnostic.message : strerror((int)-status));
+    lf_buffer_free(&line);
+    return status;
+}
+
 /* The completion for an operation: the model's, or the exact one.  With
- * --verify, the model's is compared with the exact one. */
+ * --verify, the model's is compared with the exact one; with --record, the
+ * exact one is recorded. */
 static int64_t ask(engine_fs *self, const lf_sim_operation *operation, lf_buffer *completion)
 {
     self->operations++;
     int64_t result = 0, status = 0;
-    lf_buffer exact = {0};
-    if (self->config->kind == LF_ENGINE_EXACT || self->config->verify)
+    lf_buffer exact = {0}, prompt = {0};
+    bool model = self->config->kind == LF_ENGINE_MODEL;
+    if (!model || self->config->verify || self->record)
         status = lf_sim_exact_completion(self->state.data, self->state.length, operation, &exact,
                                          &result, NULL);
-    if (status < 0) {
-        lf_buffer_free(&exact);
-        return status;
-    }
-    if (self->config->kind == LF_ENGINE_EXACT) {
-        *completion = exact;
-        return 0;
-    }
-    lf_buffer prompt = {0};
-    status = format_prompt(self, operation, &prompt);
     if (status == 0)
+        status = format_prompt(self, operation, &prompt);
+    if (status == 0 && self->record)
+        status = record_example(self, operation, &prompt, &exact, result);
+    if (status == 0 && !model) {
+        *completion = exact;
+        exact = (lf_buffer){0};
+    } else if (status == 0) {
         status = lf_generate_complete(self->generator, prompt.data, prompt.length,
                                       MAX_COMPLETION_TOKENS, completion, NULL);
-    if (status == 0 && self->config->verify &&
+    }
+    if (status == 0 && model && self->config->verify &&
         (completion->length != exact.length || memcmp(completion->data, exact.data, exact.length))) {
         self->divergences++;
         lf_buffer line = {0};
@@ -679,6 +705,8 @@ static void close_engine(engine_fs *self)
     lf_model_free(self->codec_model);
     lf_tree_free(self->tree);
     lf_buffer_free(&self->state);
+    if (self->record)
+        fclose(self->record);
     free(self->state_path);
 }
 
@@ -708,6 +736,10 @@ static int64_t open_engine(const lf_engine_fs_config *config, engine_fs *self, l
         status = lf_model_open(model, &self->codec_model, diagnostic);
     if (status == 0)
         status = load_state(self, diagnostic);
+    /* opened here, before a daemon changes its working directory */
+    if (status == 0 && config->record_path && !(self->record = fopen(config->record_path, "a")))
+        status = lf_fail(diagnostic, -errno, "cannot open '%s' to record: %s", config->record_path,
+                         strerror(errno));
     if (status < 0)
         close_engine(self);
     return status;

@@ -34,6 +34,10 @@ typedef struct lf_engine_fs_config {
     /* Also computes the exact answer of every operation and reports each
      * divergence (and a count at unmount). */
     bool verify;
+    /* Appends each operation's prompt and exact completion to this file as
+     * a dataset line (docs/FORMAT.md §4): what real programs ask of a
+     * filesystem, for `llmfuse eval` or fine-tuning.  NULL: no record. */
+    const char *record_path;
     const char *mount_options;
     bool foreground;
 } lf_engine_fs_config;

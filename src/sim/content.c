@@ -637,6 +637,15 @@ static const style styles[] = {
     {makefile_extensions, "CC = cc\nCFLAGS = -O2 -Wall\n\n", makefile_blocks, NULL},
 };
 static const style text_style = {NULL, NULL, text_blocks, NULL};
+/* What `echo` writes into any file: a word or a short line. */
+static const char *const echo_blocks[] = {
+    "{{word}}\n",
+    "{{Word}} {{word}}\n",
+    "{{word}} {{word}} {{word}}\n",
+    "{{sentence}}\n",
+    NULL,
+};
+static const style echo_style = {NULL, NULL, echo_blocks, NULL};
 
 static bool ends_with(const char *text, const char *suffix)
 {
@@ -731,4 +740,9 @@ int64_t lf_sim_content_continuation(lf_random *random, const char *file_name, si
 {
     style blocks_only = {.blocks = style_for(file_name)->blocks};
     return generate(random, &blocks_only, length, out);
+}
+
+int64_t lf_sim_content_line(lf_random *random, size_t length, lf_buffer *out)
+{
+    return generate(random, &echo_style, length, out);
 }

@@ -36,6 +36,10 @@ int64_t lf_sim_content_body(lf_random *random, const char *file_name, size_t len
 int64_t lf_sim_content_continuation(lf_random *random, const char *file_name, size_t length,
                                     lf_buffer *out);
 
+/* At most `length` bytes of what a shell's echo writes into any file: a
+ * word or a short line (a few of them when there is room). */
+int64_t lf_sim_content_line(lf_random *random, size_t length, lf_buffer *out);
+
 /* Whether a file named so is a script (created executable more often). */
 bool lf_sim_content_is_script(const char *file_name);
 

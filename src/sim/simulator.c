@@ -25,6 +25,15 @@ enum {
     OP_LINE_OVERHEAD = 300,
     MIN_WRITE_BYTES = 120,
     MAX_WRITE_BYTES = 400,
+    /* What `echo word > file` or `echo line >> file` writes: a share of the
+     * writes are this short, so that a shell session on the engine mount is
+     * in the distribution (see DECISIONS.md, "Writes and renames as shell
+     * tools make them"). */
+    SHORT_WRITE_PERCENT = 25,
+    SHORT_WRITE_MAX_BYTES = 40,
+    /* mv tries renameat2(RENAME_NOREPLACE) first wherever it may not
+     * replace: half the renames to a new name carry the flag. */
+    NOREPLACE_PERCENT = 50,
     MAX_NEW_DEPTH = 6,
     FAILURE_PERCENT = 15, /* operations aimed at an error */
     KIND_ATTEMPTS = 20,   /* draws before an operation without targets gives up */
@@ -372,14 +381,17 @@ static bool sample_write(simulator *sim, bool fail, size_t room, lf_sim_operatio
     else
         op->offset = size + (uint64_t)lf_random_range(&sim->random, 1, 64); /* leaves a hole */
     /* At least a line's worth where there is room, so that writes are
-     * whole lines rather than cut ones. */
-    size_t limit = room < MAX_WRITE_BYTES ? room : MAX_WRITE_BYTES;
-    size_t least = limit < MIN_WRITE_BYTES ? limit : MIN_WRITE_BYTES;
+     * whole lines rather than cut ones; or a word or a short line. */
+    bool short_write = lf_random_chance(&sim->random, SHORT_WRITE_PERCENT, 100);
+    size_t most = short_write ? SHORT_WRITE_MAX_BYTES : MAX_WRITE_BYTES;
+    size_t limit = room < most ? room : most;
+    size_t least = short_write ? 1 : limit < MIN_WRITE_BYTES ? limit : MIN_WRITE_BYTES;
     size_t length = (size_t)lf_random_range(&sim->random, (int64_t)least, (int64_t)limit);
     /* Text in the style of the file written to: a whole body at its
-     * start, more of the same further on. */
+     * start, more of the same further on; a short write echoes a line. */
     const char *name = base_name(op->path);
-    int64_t written = op->offset == 0
+    int64_t written = short_write ? lf_sim_content_line(&sim->random, length, &op->data)
+                      : op->offset == 0
                           ? lf_sim_content_body(&sim->random, name, length, &op->data)
                           : lf_sim_content_continuation(&sim->random, name, length, &op->data);
     return written > 0;
@@ -440,7 +452,7 @@ static bool sample_rename(simulator *sim, bool fail, lf_sim_operation *op)
                                               directory ? PICK_DIRECTORY | PICK_EMPTY
                                                         : PICK_FILE | PICK_SYMLINK,
                                               source));
-    if (lf_random_chance(random, 1, 10))
+    if (lf_random_chance(random, NOREPLACE_PERCENT, 100))
         op->flags = RENAME_NOREPLACE;
     return set_new_path(sim, type, op->other, NULL);
 }

@@ -6,6 +6,7 @@
 # present (and no sanitizer), the session runs on the model too.
 source "$(dirname "$0")/lib.bash"
 require_fuse
+command -v jq >/dev/null || skip "jq is missing (scripts/install-deps installs it)"
 export TZ=UTC LC_ALL=C
 umask 022
 mnt=$scratch/mnt
@@ -47,7 +48,7 @@ cleanup_hooks+=("umount '$scratch/tmpfs'")
 expected=$(session "$scratch/tmpfs")
 
 # The exact engine, verified: identical output, no divergence, no invalid answer.
-serve --engine=exact --verify --state "$scratch/state.xml"
+serve --engine=exact --verify --state "$scratch/state.xml" --record "$scratch/session.jsonl"
 actual=$(session "$mnt")
 unmount
 [ "$actual" = "$expected" ] || fail "the session differs from tmpfs:
@@ -58,6 +59,20 @@ $actual"
 grep -q ' 0 invalid answers, 0 divergences' "$scratch/engine.log" || fail "verify: $(cat "$scratch/engine.log")"
 "$llmfuse" xml --check "$scratch/state.xml" >/dev/null || fail "the saved state does not parse"
 grep -q 'path="notes/link" name="link"' "$scratch/state.xml" || fail "the state lacks the link: $(cat "$scratch/state.xml")"
+
+# --record wrote one dataset line per operation the engine answered: what
+# the shell asked (an echo's short append, mv's RENAME_NOREPLACE) with the
+# exact completion.
+operations=$(grep -o '[0-9]* operations,' "$scratch/engine.log" | cut -d' ' -f1)
+[ "$(wc -l <"$scratch/session.jsonl")" -eq "$operations" ] ||
+  fail "$operations operations, $(wc -l <"$scratch/session.jsonl") recorded"
+jq -e -s 'all(.[]; (.prompt | test("^<[RW]>\n")) and (.completion | type == "string") and .kind and .status)' \
+  "$scratch/session.jsonl" >/dev/null || fail "a recorded line is not a dataset line"
+jq -e -s 'any(.[]; .op == "write" and (.prompt | test("data=second line\n, data_length=12, offset=6,")))' \
+  "$scratch/session.jsonl" >/dev/null || fail "the append is not recorded"
+jq -e -s 'any(.[]; .op == "rename" and (.prompt | test("flags=1\\)")) and .status == "OK" and
+  (.completion | contains("path=\"notes/b.txt\"")))' "$scratch/session.jsonl" >/dev/null ||
+  fail "mv's rename is not recorded with its new state"
 
 # The state comes back at the next mount, and an .llmz state is LM-compressed.
 serve --engine=exact --state "$scratch/state.xml"
@@ -85,6 +100,12 @@ grep -q 'Input/output error' "$scratch/mkdir.err" || fail "mkdir: $(cat "$scratc
 unmount
 grep -q 'invalid answer to mkdir' "$scratch/engine.log" || fail "no log line: $(cat "$scratch/engine.log")"
 cmp -s "$scratch/state.xml" "$scratch/before.xml" || fail "the state changed after invalid answers"
+
+# The recorded session is an eval set.
+"$llmfuse" eval "$scratch/random.gguf" "$scratch/session.jsonl" --max-tokens 8 >"$scratch/eval.out" ||
+  fail "eval of the recorded session: $(cat "$scratch/eval.out")"
+tail -n 1 "$scratch/eval.out" | grep -Eq "^exact: [0-9.]+% \([0-9]+/$operations\)$" ||
+  fail "eval did not read every recorded line: $(tail -n 1 "$scratch/eval.out")"
 
 # The fine-tuned model, when there is one.
 if [ -f "$source_dir/models/fs.gguf" ] && [ "${LLMFUSE_SANITIZED:-OFF}" != ON ] &&
