@@ -9,10 +9,8 @@
 #
 #   bench/engine_latency.sh [-m MODEL] [-s STATE.xml]
 #     MODEL: models/fs.gguf, else models/fs-training.gguf; STATE: none (empty)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-model=models/fs.gguf state=
-[ -f "$model" ] || model=models/fs-training.gguf
+source "$(dirname "$0")/engine_common.bash"
+state=
 while getopts "m:s:" option; do
   case $option in
     m) model=$OPTARG ;;
@@ -20,19 +18,9 @@ while getopts "m:s:" option; do
     *) exit 1 ;;
   esac
 done
-llmfuse=$PWD/build/llmfuse
-[ -x "$llmfuse" ] || { echo "build/llmfuse is missing: run scripts/quickstart" >&2; exit 1; }
-work=$(mktemp -d)
 exact=$work/exact model_mount=$work/model
 mkdir "$exact" "$model_mount"
-cleanup() {
-  fusermount3 -u -q "$exact" 2>/dev/null || true
-  fusermount3 -u -q "$model_mount" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export TZ=UTC LC_ALL=C
-umask 022
+mountpoints=("$exact" "$model_mount")
 
 serve() { # MOUNTPOINT LOG ENGINE-OPTIONS...
   local mountpoint=$1 log=$2

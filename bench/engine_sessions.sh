@@ -7,10 +7,8 @@
 #
 #   bench/engine_sessions.sh [-m MODEL] [-o RECORD.jsonl]
 #     MODEL: models/fs.gguf, else models/fs-training.gguf
-set -euo pipefail
-cd "$(dirname "$0")/.."
-model=models/fs.gguf record=
-[ -f "$model" ] || model=models/fs-training.gguf
+source "$(dirname "$0")/engine_common.bash"
+record=
 while getopts "m:o:" option; do
   case $option in
     m) model=$OPTARG ;;
@@ -18,18 +16,9 @@ while getopts "m:o:" option; do
     *) exit 1 ;;
   esac
 done
-llmfuse=$PWD/build/llmfuse
-[ -x "$llmfuse" ] || { echo "build/llmfuse is missing: run scripts/quickstart" >&2; exit 1; }
-work=$(mktemp -d)
 mnt=$work/mnt
 mkdir "$mnt"
-cleanup() {
-  fusermount3 -u -q "$mnt" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export TZ=UTC LC_ALL=C
-umask 022
+mountpoints=("$mnt")
 record=${record:-$work/sessions.jsonl}
 : >"$record"
 
