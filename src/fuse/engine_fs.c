@@ -43,6 +43,7 @@ typedef struct engine_fs {
     lf_buffer state;         /* the canonical XML */
     lf_tree *tree;           /* the same, parsed: getattr's answers */
     FILE *record;            /* --record, or NULL */
+    bool record_failure_reported;
     uint64_t operations, invalid, divergences;
 } engine_fs;
 
@@ -87,9 +88,10 @@ static int64_t format_prompt(const engine_fs *self, const lf_sim_operation *oper
 }
 
 /* Appends the operation's dataset line to the record, flushed so that a
- * killed engine leaves whole lines. */
-static int64_t record_example(engine_fs *self, const lf_sim_operation *operation,
-                              const lf_buffer *prompt, const lf_buffer *exact, int64_t result)
+ * killed engine leaves whole lines.  As the loopback's log, a record that
+ * cannot be written is reported once and the operation goes on. */
+static void record_example(engine_fs *self, const lf_sim_operation *operation,
+                           const lf_buffer *prompt, const lf_buffer *exact, int64_t result)
 {
     lf_sim_example example = {.operation = operation,
                               .prompt = (const char *)prompt->data,
@@ -103,11 +105,13 @@ static int64_t record_example(engine_fs *self, const lf_sim_operation *operation
     if (status == 0 && (fwrite(line.data, 1, line.length, self->record) != line.length ||
                         fflush(self->record) != 0))
         status = -EIO;
-    if (status < 0)
-        say(self, "cannot record %s: %s", lf_sim_op_name(operation->op),
+    if (status < 0 && !self->record_failure_reported) {
+        say(self, "cannot record %s (no more failures are reported): %s",
+            lf_sim_op_name(operation->op),
             diagnostic.message[0] ? diagnostic.message : strerror((int)-status));
+        self->record_failure_reported = true;
+    }
     lf_buffer_free(&line);
-    return status;
 }
 
 /* The completion for an operation: the model's, or the exact one.  With
@@ -125,7 +129,7 @@ static int64_t ask(engine_fs *self, const lf_sim_operation *operation, lf_buffer
     if (status == 0)
         status = format_prompt(self, operation, &prompt);
     if (status == 0 && self->record)
-        status = record_example(self, operation, &prompt, &exact, result);
+        record_example(self, operation, &prompt, &exact, result);
     if (status == 0 && !model) {
         *completion = exact;
         exact = (lf_buffer){0};

@@ -73,6 +73,11 @@ jq -e -s 'any(.[]; .op == "write" and (.prompt | test("data=second line\n, data_
 jq -e -s 'any(.[]; .op == "rename" and (.prompt | test("flags=1\\)")) and .status == "OK" and
   (.completion | contains("path=\"notes/b.txt\"")))' "$scratch/session.jsonl" >/dev/null ||
   fail "mv's rename is not recorded with its new state"
+# A record that cannot be written is reported, and the filesystem goes on.
+serve --engine=exact --record /dev/full
+mkdir "$mnt/unrecorded" || fail "mkdir failed with an unwritable record"
+unmount
+grep -q 'cannot record mkdir' "$scratch/engine.log" || fail "no report: $(cat "$scratch/engine.log")"
 
 # The state comes back at the next mount, and an .llmz state is LM-compressed.
 serve --engine=exact --state "$scratch/state.xml"
