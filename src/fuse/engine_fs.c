@@ -333,6 +333,7 @@ static int adopt_state(engine_fs *self, const lf_sim_operation *operation, const
 static int run_change(lf_sim_operation *operation)
 {
     engine_fs *self = current();
+    operation->now = lf_sim_virtual_now(self->tree);
     lf_buffer completion = {0};
     int64_t status = ask(self, operation, &completion);
     int error = status < 0 ? (int)status : error_of(&completion);

@@ -28,6 +28,11 @@ int64_t lf_sim_op_from_name(const char *name)
 
 bool lf_sim_op_is_read(lf_sim_op op) { return op <= LF_SIM_READLINK; }
 
+bool lf_sim_op_sets_time(lf_sim_op op)
+{
+    return !lf_sim_op_is_read(op) && op != LF_SIM_CHMOD && op != LF_SIM_CHOWN;
+}
+
 void lf_sim_operation_free(lf_sim_operation *operation) { lf_buffer_free(&operation->data); }
 
 void lf_sim_outcome_free(lf_sim_outcome *outcome) { lf_buffer_free(&outcome->bytes); }

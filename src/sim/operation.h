@@ -39,6 +39,9 @@ const char *lf_sim_op_name(lf_sim_op op);
 /* The op named so, or -EINVAL. */
 int64_t lf_sim_op_from_name(const char *name);
 bool lf_sim_op_is_read(lf_sim_op op);
+/* Whether a successful op can set an mtime: the write kinds but chmod and
+ * chown (which move only ctime, not in the state). */
+bool lf_sim_op_sets_time(lf_sim_op op);
 
 #define LF_SIM_PATH_MAX 1024
 
@@ -58,6 +61,10 @@ typedef struct lf_sim_operation {
     lf_buffer data;      /* write: the bytes */
     bool times_now;      /* utimens: times NULL (both now) */
     struct timespec times[2]; /* utimens otherwise: atime, mtime (UTIME_OMIT allowed) */
+    /* The second the operation happens at (seconds since 1970): the times
+     * it sets are this.  Its line shows it when the operation can set an
+     * mtime (lf_sim_op_sets_time). */
+    int64_t now;
 } lf_sim_operation;
 
 void lf_sim_operation_free(lf_sim_operation *operation);

@@ -40,13 +40,13 @@ int64_t lf_sim_opline_format(const lf_sim_operation *op, lf_buffer *out)
         return status;
     switch (op->op) {
     case LF_SIM_GETATTR:
-        status = lf_buffer_append_string(out, ", fh=None)");
+        status = lf_buffer_append_string(out, ", fh=None");
         break;
     case LF_SIM_READDIR:
-        status = lf_buffer_append_string(out, ", fh=0)");
+        status = lf_buffer_append_string(out, ", fh=0");
         break;
     case LF_SIM_READ:
-        status = lf_buffer_printf(out, ", size=%llu, offset=%llu, fh=" FILE_HANDLE ")",
+        status = lf_buffer_printf(out, ", size=%llu, offset=%llu, fh=" FILE_HANDLE,
                                   (unsigned long long)op->size, (unsigned long long)op->offset);
         break;
     case LF_SIM_WRITE:
@@ -54,31 +54,32 @@ int64_t lf_sim_opline_format(const lf_sim_operation *op, lf_buffer *out)
         if (status == 0)
             status = lf_buffer_append(out, op->data.data, op->data.length);
         if (status == 0)
-            status = lf_buffer_printf(out, ", data_length=%zu, offset=%llu, fh=" FILE_HANDLE ")",
-                                      op->data.length, (unsigned long long)op->offset);
+            status = lf_buffer_printf(out, ", data_length=%zu, offset=%llu, end=%llu, fh=" FILE_HANDLE,
+                                      op->data.length, (unsigned long long)op->offset,
+                                      (unsigned long long)(op->offset + op->data.length));
         break;
     case LF_SIM_CREATE:
     case LF_SIM_MKDIR:
     case LF_SIM_CHMOD:
-        status = lf_buffer_printf(out, ", mode=0o%o)", op->mode);
+        status = lf_buffer_printf(out, ", mode=0o%o", op->mode);
         break;
     case LF_SIM_CHOWN:
-        status = lf_buffer_printf(out, ", uid=%lld, gid=%lld)", id_text(op->uid), id_text(op->gid));
+        status = lf_buffer_printf(out, ", uid=%lld, gid=%lld", id_text(op->uid), id_text(op->gid));
         break;
     case LF_SIM_TRUNCATE:
-        status = lf_buffer_printf(out, ", length=%lld, fh=None)", (long long)op->length);
+        status = lf_buffer_printf(out, ", length=%lld, fh=None", (long long)op->length);
         break;
     case LF_SIM_RENAME:
-        status = op->flags
-                     ? lf_buffer_printf(out, ", new_path='%s', flags=%u)", op->other, op->flags)
-                     : lf_buffer_printf(out, ", new_path='%s')", op->other);
+        status = lf_buffer_printf(out, ", new_path='%s'", op->other);
+        if (status == 0 && op->flags)
+            status = lf_buffer_printf(out, ", flags=%u", op->flags);
         break;
     case LF_SIM_SYMLINK:
-        status = lf_buffer_printf(out, ", target='%s')", op->other);
+        status = lf_buffer_printf(out, ", target='%s'", op->other);
         break;
     case LF_SIM_UTIMENS:
         if (op->times_now) {
-            status = lf_buffer_append_string(out, ", times=None)");
+            status = lf_buffer_append_string(out, ", times=None");
             break;
         }
         status = lf_buffer_append_string(out, ", times=(");
@@ -89,17 +90,25 @@ int64_t lf_sim_opline_format(const lf_sim_operation *op, lf_buffer *out)
         if (status == 0)
             status = append_time_request(out, &op->times[1]);
         if (status == 0)
-            status = lf_buffer_append_string(out, "))");
+            status = lf_buffer_append_string(out, ")");
         break;
     case LF_SIM_READLINK:
     case LF_SIM_UNLINK:
     case LF_SIM_RMDIR:
-        status = lf_buffer_append_string(out, ")");
         break;
     case LF_SIM_OP_COUNT:
         return -EINVAL;
     }
-    return status;
+    /* The clock's reading, so that the times an answer sets are copied, not
+     * computed (docs/DECISIONS.md, "Arithmetic out of the answers"). */
+    if (status == 0 && lf_sim_op_sets_time(op->op)) {
+        status = lf_buffer_append_string(out, ", now='");
+        if (status == 0)
+            status = lf_xml_append_time(out, op->now);
+        if (status == 0)
+            status = lf_buffer_append_string(out, "'");
+    }
+    return status < 0 ? status : lf_buffer_append_string(out, ")");
 }
 
 /* jansson escapes non-ASCII as \u00E9, Python as \u00e9. */
@@ -234,8 +243,7 @@ int64_t lf_sim_exact_completion(const uint8_t *state, size_t state_size,
     int64_t status = lf_xml_parse(state, state_size, 0, &tree, diagnostic);
     if (status < 0)
         return status;
-    int64_t now = lf_sim_virtual_now(tree);
-    lf_sim_use_virtual_clock(tree, &now);
+    lf_sim_use_virtual_clock(tree, &operation->now);
     lf_sim_outcome outcome = {0};
     status = lf_sim_operation_run_tree(operation, tree, &outcome);
     if (status == 0) {

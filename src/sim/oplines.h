@@ -2,8 +2,8 @@
  * syntax (docs/FORMAT.md §4):
  *
  *   read('/usr14/log767.rs', size=4096, offset=0, fh=4)
- *   write('/a.txt', data=hello, data_length=5, offset=0, fh=4)
- *   mkdir('/bin12', mode=0o755)
+ *   write('/a.txt', data=hello, data_length=5, offset=0, end=5, fh=4, now='2025-01-01T00:00:03')
+ *   mkdir('/bin12', mode=0o755, now='2025-01-01T00:00:01')
  *
  * and the completions of reads: the bytes read, a readlink target, a
  * readdir list `[".","..","a"]`, a getattr object, or `ERROR: ENOENT`. */
@@ -39,7 +39,7 @@ int64_t lf_sim_virtual_now(const lf_tree *tree);
 void lf_sim_use_virtual_clock(lf_tree *tree, const int64_t *now);
 
 /* The exact answer to a prompt: runs the operation on a copy of the state
- * (canonical XML) at its virtual time and appends the completion the
+ * (canonical XML) at operation->now and appends the completion the
  * dataset would hold (an error, a read's result, or the new state).  The
  * ground truth that tests and the engine's --verify compare the model
  * with.  *result gets the operation's status; -LF_EFORMAT when the state

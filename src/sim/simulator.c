@@ -730,7 +730,7 @@ static int64_t step(simulator *sim, lf_sim_split split, size_t *produced, bool *
     }
     if (op.op == LF_SIM_CHMOD)
         add_file_type(sim, &op);
-    sim->now = lf_sim_virtual_now(sim->tree);
+    sim->now = op.now = lf_sim_virtual_now(sim->tree);
     sim->stats->operations++;
 
     lf_buffer op_line = {0}, prompt = {0}, result = {0}, after = {0};

@@ -70,7 +70,7 @@ jq -e -s 'all(.[]; (.prompt | test("^<[RW]>\n")) and (.completion | type == "str
   "$scratch/session.jsonl" >/dev/null || fail "a recorded line is not a dataset line"
 jq -e -s 'any(.[]; .op == "write" and (.prompt | test("data=second line\n, data_length=12, offset=6,")))' \
   "$scratch/session.jsonl" >/dev/null || fail "the append is not recorded"
-jq -e -s 'any(.[]; .op == "rename" and (.prompt | test("flags=1\\)")) and .status == "OK" and
+jq -e -s 'any(.[]; .op == "rename" and (.prompt | test("flags=1, now=")) and .status == "OK" and
   (.completion | contains("path=\"notes/b.txt\"")))' "$scratch/session.jsonl" >/dev/null ||
   fail "mv's rename is not recorded with its new state"
 # A record that cannot be written is reported, and the filesystem goes on.

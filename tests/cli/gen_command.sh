@@ -84,6 +84,24 @@ grep -q "times=('[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9:]\{8\}'" "$scratch/utimen
   fail "no utimens line with times as the XML writes them: $(head -3 "$scratch/utimens")"
 ! grep -q "times=([0-9]" "$scratch/utimens" || fail "a utimens line has seconds since 1970"
 
+# Answers copy times and sizes rather than compute them: every line of an
+# operation that can set an mtime ends with now='...', no mtime in the state
+# after a success (but utimens', which may be told any time) is later than
+# that second, and a write's end is its offset plus its length.
+jq -r 'select(.kind == "W" and .op != "chmod" and .op != "chown")
+       | [(.prompt | split("\n---\n")[0] | capture(", now=(?<t>[^)]*)\\)$").t // "missing"),
+          (if .status == "OK" and .op != "utimens" then [.completion | scan("mtime=\"([^\"]*)\"")[0]] | max else "" end)]
+       | @tsv' "$train" >"$scratch/now.tsv"
+[ -s "$scratch/now.tsv" ] || fail "no write-kind lines"
+while IFS=$'\t' read -r now newest; do
+  [[ $now =~ ^\'[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\'$ ]] || fail "a line has now=$now"
+  [[ -z $newest || ! $newest > ${now//\'/} ]] || fail "a state has mtime $newest after now=$now"
+done <"$scratch/now.tsv"
+jq -e -s '[.[] | select(.op == "write") | .prompt | split("\n---\n")[0]
+           | capture("data_length=(?<n>[0-9]+), offset=(?<o>[0-9]+), end=(?<e>[0-9]+), fh=4")
+           | (.n | tonumber) + (.o | tonumber) == (.e | tonumber)] | length > 0 and all' "$train" \
+  >/dev/null || fail "a write's end is not its offset plus its length"
+
 # Training and evaluation share no prompt.
 jq -c .prompt "$train" | sort >"$scratch/train-prompts"
 jq -c .prompt "$eval" | sort >"$scratch/eval-prompts"
