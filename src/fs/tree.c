@@ -31,9 +31,12 @@ struct lf_node {
     uint32_t link_count;
     uint64_t inode_number;
 
-    /* directories: one parent (NULL for the root) and sorted entries */
+    /* directories: one parent (NULL for the root); entries in the state's
+     * order (docs/FORMAT.md §1.2: newest first), and by_name, the indexes of
+     * the entries sorted by name, for lookups */
     lf_node *parent;
     lf_entry *entries;
+    size_t *by_name;
     size_t entry_count, entry_capacity;
 
     /* files */
@@ -112,6 +115,7 @@ static void free_node(lf_tree *tree, lf_node *node)
     tree->node_count--;
     free(node->chunks);
     free(node->entries);
+    free(node->by_name);
     free(node->owner);
     free(node->group);
     free(node->target);
@@ -229,13 +233,14 @@ static int64_t new_node(lf_tree *tree, const lf_node_info *attributes, lf_node *
 /* ------------------------------------------------------------------ */
 /* Directory entries                                                   */
 
-/* Index of name, or of where it would be inserted (with *found false). */
-static size_t entry_position(const lf_node *directory, const char *name, bool *found)
+/* The rank of name among the entries sorted by name, or the rank it would
+ * take (with *found false). */
+static size_t name_rank(const lf_node *directory, const char *name, bool *found)
 {
     size_t low = 0, high = directory->entry_count;
     while (low < high) {
         size_t middle = low + (high - low) / 2;
-        int order = strcmp(directory->entries[middle].name, name);
+        int order = strcmp(directory->entries[directory->by_name[middle]].name, name);
         if (order == 0) {
             *found = true;
             return middle;
@@ -254,15 +259,22 @@ lf_node *lf_node_lookup(const lf_node *directory, const char *name)
     if (directory->type != LF_NODE_DIRECTORY)
         return NULL;
     bool found;
-    size_t index = entry_position(directory, name, &found);
-    return found ? directory->entries[index].node : NULL;
+    size_t rank = name_rank(directory, name, &found);
+    return found ? directory->entries[directory->by_name[rank]].node : NULL;
 }
 
-/* Links node under name (which must be absent); keeps link counts. */
-static int64_t attach(lf_node *directory, const char *name, lf_node *node)
+/* Where attach puts an entry: an operation puts its new name first, as a
+ * newest-first directory lists it; building from a document, a scan or an
+ * image keeps their order by appending. */
+enum { NEWEST_FIRST = 0 };
+static size_t appended(const lf_node *directory) { return directory->entry_count; }
+
+/* Links node under name (which must be absent) at position in the entries'
+ * order (at most entry_count); keeps link counts. */
+static int64_t attach(lf_node *directory, const char *name, lf_node *node, size_t position)
 {
     bool found;
-    size_t index = entry_position(directory, name, &found);
+    size_t rank = name_rank(directory, name, &found);
     if (found)
         return -EEXIST;
     if (directory->entry_count == directory->entry_capacity) {
@@ -271,14 +283,24 @@ static int64_t attach(lf_node *directory, const char *name, lf_node *node)
         if (!entries)
             return -ENOMEM;
         directory->entries = entries;
+        size_t *by_name = realloc(directory->by_name, capacity * sizeof *by_name);
+        if (!by_name)
+            return -ENOMEM;
+        directory->by_name = by_name;
         directory->entry_capacity = capacity;
     }
     char *copy = strdup(name);
     if (!copy)
         return -ENOMEM;
-    memmove(&directory->entries[index + 1], &directory->entries[index],
-            (directory->entry_count - index) * sizeof *directory->entries);
-    directory->entries[index] = (lf_entry){copy, node};
+    size_t count = directory->entry_count;
+    memmove(&directory->entries[position + 1], &directory->entries[position],
+            (count - position) * sizeof *directory->entries);
+    directory->entries[position] = (lf_entry){copy, node};
+    for (size_t i = 0; i < count; i++)
+        directory->by_name[i] += directory->by_name[i] >= position;
+    memmove(&directory->by_name[rank + 1], &directory->by_name[rank],
+            (count - rank) * sizeof *directory->by_name);
+    directory->by_name[rank] = position;
     directory->entry_count++;
     if (node->type == LF_NODE_DIRECTORY) {
         node->parent = directory;
@@ -287,18 +309,26 @@ static int64_t attach(lf_node *directory, const char *name, lf_node *node)
     return 0;
 }
 
-/* Unlinks name from directory and returns its node (not freed). */
-static lf_node *detach(lf_node *directory, const char *name)
+/* Unlinks name from directory and returns its node (not freed) and, in
+ * *position if not NULL, where its entry was. */
+static lf_node *detach(lf_node *directory, const char *name, size_t *position)
 {
     bool found;
-    size_t index = entry_position(directory, name, &found);
+    size_t rank = name_rank(directory, name, &found);
     if (!found)
         return NULL;
+    size_t index = directory->by_name[rank], count = directory->entry_count;
     lf_node *node = directory->entries[index].node;
     free(directory->entries[index].name);
     memmove(&directory->entries[index], &directory->entries[index + 1],
-            (directory->entry_count - index - 1) * sizeof *directory->entries);
+            (count - index - 1) * sizeof *directory->entries);
+    memmove(&directory->by_name[rank], &directory->by_name[rank + 1],
+            (count - rank - 1) * sizeof *directory->by_name);
     directory->entry_count--;
+    for (size_t i = 0; i < directory->entry_count; i++)
+        directory->by_name[i] -= directory->by_name[i] > index;
+    if (position)
+        *position = index;
     if (node->type == LF_NODE_DIRECTORY) {
         node->parent = NULL;
         directory->link_count--;
@@ -337,8 +367,8 @@ int64_t lf_tree_make_root(lf_tree *tree, const lf_node_info *attributes, lf_node
 
 lf_node *lf_tree_root(const lf_tree *tree) { return tree->root; }
 
-int64_t lf_tree_add_node(lf_tree *tree, lf_node *parent, const char *name,
-                         const lf_node_info *attributes, lf_node **node)
+static int64_t add_node_at(lf_tree *tree, lf_node *parent, const char *name,
+                           const lf_node_info *attributes, size_t position, lf_node **node)
 {
     if (parent->type != LF_NODE_DIRECTORY)
         return -ENOTDIR;
@@ -351,7 +381,7 @@ int64_t lf_tree_add_node(lf_tree *tree, lf_node *parent, const char *name,
     status = new_node(tree, attributes, &child);
     if (status < 0)
         return status;
-    status = attach(parent, name, child);
+    status = attach(parent, name, child, position);
     if (status < 0) {
         free_node(tree, child);
         return status;
@@ -361,9 +391,14 @@ int64_t lf_tree_add_node(lf_tree *tree, lf_node *parent, const char *name,
     return 0;
 }
 
-int64_t lf_tree_add_link(lf_tree *tree, lf_node *parent, const char *name, lf_node *file)
+int64_t lf_tree_add_node(lf_tree *tree, lf_node *parent, const char *name,
+                         const lf_node_info *attributes, lf_node **node)
 {
-    (void)tree;
+    return add_node_at(tree, parent, name, attributes, appended(parent), node);
+}
+
+static int64_t add_link_at(lf_node *parent, const char *name, lf_node *file, size_t position)
+{
     if (parent->type != LF_NODE_DIRECTORY)
         return -ENOTDIR;
     if (file->type == LF_NODE_DIRECTORY)
@@ -371,10 +406,16 @@ int64_t lf_tree_add_link(lf_tree *tree, lf_node *parent, const char *name, lf_no
     int64_t status = check_name(name);
     if (status < 0)
         return status;
-    status = attach(parent, name, file);
+    status = attach(parent, name, file, position);
     if (status == 0)
         file->link_count++;
     return status;
+}
+
+int64_t lf_tree_add_link(lf_tree *tree, lf_node *parent, const char *name, lf_node *file)
+{
+    (void)tree;
+    return add_link_at(parent, name, file, appended(parent));
 }
 
 void lf_node_get_info(const lf_node *node, lf_node_info *info)
@@ -408,6 +449,13 @@ lf_node *lf_node_child(const lf_node *directory, size_t index, const char **name
     if (name)
         *name = directory->entries[index].name;
     return directory->entries[index].node;
+}
+
+lf_node *lf_node_child_by_name(const lf_node *directory, size_t rank, const char **name)
+{
+    if (directory->type != LF_NODE_DIRECTORY || rank >= directory->entry_count)
+        return NULL;
+    return lf_node_child(directory, directory->by_name[rank], name);
 }
 
 /* ------------------------------------------------------------------ */
@@ -959,7 +1007,7 @@ static int64_t create_child(lf_tree *tree, lf_node *parent, const char *name, lf
     };
     if (type == LF_NODE_DIRECTORY && inherit_group)
         attributes.permissions |= S_ISGID;
-    int64_t status = lf_tree_add_node(tree, parent, name, &attributes, out);
+    int64_t status = add_node_at(tree, parent, name, &attributes, NEWEST_FIRST, out);
     if (status == 0)
         touch_modified(parent, now);
     return status;
@@ -1009,7 +1057,7 @@ int64_t lf_tree_unlink(lf_tree *tree, const char *path)
     if (found.trailing_slash)
         return -ENOTDIR;
     struct timespec now = tree_now(tree);
-    lf_node *node = detach(found.parent, found.name);
+    lf_node *node = detach(found.parent, found.name, NULL);
     touch_modified(found.parent, now);
     node->ctime = now;
     release_link(tree, node);
@@ -1041,7 +1089,7 @@ int64_t lf_tree_rmdir(lf_tree *tree, const char *path)
     if (found.node->entry_count > 0)
         return -ENOTEMPTY;
     touch_modified(found.parent, tree_now(tree));
-    free_node(tree, detach(found.parent, found.name));
+    free_node(tree, detach(found.parent, found.name, NULL));
     return 0;
 }
 
@@ -1099,17 +1147,18 @@ int64_t lf_tree_rename(lf_tree *tree, const char *from, const char *to, unsigned
     }
     struct timespec now = tree_now(tree);
     if (new.node) {
-        lf_node *replaced = detach(new.parent, new.name);
+        lf_node *replaced = detach(new.parent, new.name, NULL);
         replaced->ctime = now;
         if (replaced->type == LF_NODE_DIRECTORY)
             free_node(tree, replaced);
         else
             release_link(tree, replaced);
     }
-    lf_node *moved = detach(old.parent, old.name);
-    status = attach(new.parent, new.name, moved);
+    size_t old_position;
+    lf_node *moved = detach(old.parent, old.name, &old_position);
+    status = attach(new.parent, new.name, moved, NEWEST_FIRST);
     if (status < 0) { /* out of memory: put it back where it was */
-        attach(old.parent, old.name, moved);
+        attach(old.parent, old.name, moved, old_position);
         return status;
     }
     moved->ctime = now;
@@ -1220,7 +1269,7 @@ int64_t lf_tree_link(lf_tree *tree, const char *existing, const char *new_path)
         return -ENOENT;
     if (node->type == LF_NODE_DIRECTORY)
         return -EPERM;
-    status = lf_tree_add_link(tree, found.parent, found.name, node);
+    status = add_link_at(found.parent, found.name, node, NEWEST_FIRST);
     if (status < 0)
         return status;
     struct timespec now = tree_now(tree);

@@ -74,9 +74,13 @@ int64_t lf_tree_add_node(lf_tree *tree, lf_node *parent, const char *name,
 int64_t lf_tree_add_link(lf_tree *tree, lf_node *parent, const char *name, lf_node *file);
 
 void lf_node_get_info(const lf_node *node, lf_node_info *info);
-/* Children in bytewise name order. */
+/* Children in the tree's order: as added by lf_tree_add_node and
+ * lf_tree_add_link, and newest first for entries that operations made
+ * (lf_tree_create, mkdir, symlink, link, rename: docs/FORMAT.md §1.2). */
 size_t lf_node_child_count(const lf_node *directory);
 lf_node *lf_node_child(const lf_node *directory, size_t index, const char **name);
+/* The entry of the given rank in bytewise order of the names. */
+lf_node *lf_node_child_by_name(const lf_node *directory, size_t rank, const char **name);
 lf_node *lf_node_lookup(const lf_node *directory, const char *name);
 /* File content access without path resolution, timestamp updates or
  * loading: these are the raw accessors.  A pending file (see below) holds no
@@ -144,7 +148,7 @@ int64_t lf_tree_load_content(lf_tree *tree, lf_node *file);
 
 int64_t lf_tree_getattr(lf_tree *tree, const char *path, struct stat *out); /* lstat */
 typedef int (*lf_readdir_fn)(void *context, const char *name, const struct stat *attributes);
-/* opendir+readdir: ".", "..", then children in name order. Stops early when
+/* opendir+readdir: ".", "..", then children in the tree's order. Stops early when
  * the callback returns non-zero. Returns the number of entries delivered. */
 int64_t lf_tree_readdir(lf_tree *tree, const char *path, lf_readdir_fn callback, void *context);
 /* open(O_RDONLY)+pread / open(O_WRONLY)+pwrite: bytes moved.  Both load a

@@ -20,6 +20,10 @@ enum {
     /* Metadata only: files are written as empty elements with their size,
      * and the parser takes files without a body as `size` zero bytes. */
     LF_XML_WITHOUT_BODIES = 1,
+    /* Every directory's entries in bytewise order of their names instead
+     * of the tree's order: a form that compares trees whatever order their
+     * entries were made in (a scanned directory's and an operated tree's). */
+    LF_XML_SORTED = 2,
 };
 
 /* Appends the canonical form of tree to out and returns the number of bytes

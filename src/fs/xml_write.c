@@ -281,7 +281,9 @@ static int64_t append_tree(writer *w, const lf_node *root)
             continue;
         }
         const char *name;
-        const lf_node *child = lf_node_child(frame->directory, frame->next_child++, &name);
+        const lf_node *child = w->flags & LF_XML_SORTED
+                                   ? lf_node_child_by_name(frame->directory, frame->next_child++, &name)
+                                   : lf_node_child(frame->directory, frame->next_child++, &name);
         w->path.length = frame->path_length;
         if (w->path.length)
             status = lf_buffer_append_string(&w->path, "/");

@@ -236,17 +236,36 @@ static bool same_node(const lf_node *a, const lf_node *b)
     return same;
 }
 
+/* Whether the names the two directories share come in the same order. */
+static bool same_order(const lf_node *old, const lf_node *new)
+{
+    size_t i = 0, j = 0, old_count = lf_node_child_count(old), new_count = lf_node_child_count(new);
+    for (;;) {
+        const char *old_name = NULL, *new_name = NULL;
+        while (i < old_count && (lf_node_child(old, i, &old_name), !lf_node_lookup(new, old_name)))
+            i++;
+        while (j < new_count && (lf_node_child(new, j, &new_name), !lf_node_lookup(old, new_name)))
+            j++;
+        if (i == old_count || j == new_count)
+            return i == old_count && j == new_count;
+        if (strcmp(old_name, new_name) != 0)
+            return false;
+        i++, j++;
+    }
+}
+
 /* Adds to changed the paths where the two directories' subtrees differ:
- * a name on one side only, or a node whose attributes or content differ. */
+ * a name on one side only, a node whose attributes or content differ, or
+ * a directory whose entries changed order. */
 static int compare_directories(const lf_node *old, const lf_node *new, const char *path,
                                path_list *changed)
 {
     size_t i = 0, j = 0, old_count = lf_node_child_count(old), new_count = lf_node_child_count(new);
-    int status = 0;
+    int status = same_order(old, new) ? 0 : add_path(changed, path);
     while (status == 0 && (i < old_count || j < new_count)) {
         const char *old_name = NULL, *new_name = NULL;
-        const lf_node *old_child = i < old_count ? lf_node_child(old, i, &old_name) : NULL;
-        const lf_node *new_child = j < new_count ? lf_node_child(new, j, &new_name) : NULL;
+        const lf_node *old_child = i < old_count ? lf_node_child_by_name(old, i, &old_name) : NULL;
+        const lf_node *new_child = j < new_count ? lf_node_child_by_name(new, j, &new_name) : NULL;
         int order = !old_child ? 1 : !new_child ? -1 : strcmp(old_name, new_name);
         lf_buffer child_path = {0};
         if (lf_buffer_printf(&child_path, "%s/%s", strcmp(path, "/") ? path : "",

@@ -72,7 +72,7 @@ static int dot_rank(const char *name)
 }
 
 /* "." and ".." first, as readdir(3) on Linux and the seed list them, then
- * bytewise, the tree's (and the XML's) order. */
+ * bytewise: how the disk's listing is compared with the tree's. */
 static int compare_names(const void *a, const void *b)
 {
     const char *left = *(char *const *)a, *right = *(char *const *)b;
@@ -80,11 +80,12 @@ static int compare_names(const void *a, const void *b)
     return rank != 0 ? rank : strcmp(left, right);
 }
 
-/* Sorts the names into out (each NUL-terminated) and frees the list. */
-static int64_t finish_listing(name_list *list, lf_buffer *out)
+/* Puts the names into out (each NUL-terminated), sorted if asked, and
+ * frees the list. */
+static int64_t finish_listing(name_list *list, bool sorted, lf_buffer *out)
 {
     int64_t status = list->out_of_memory ? -ENOMEM : 0;
-    if (list->count > 1)
+    if (sorted && list->count > 1)
         qsort(list->names, list->count, sizeof *list->names, compare_names);
     for (size_t i = 0; i < list->count; i++) {
         if (status >= 0 && lf_buffer_append(out, list->names[i], strlen(list->names[i]) + 1) < 0)
@@ -93,6 +94,19 @@ static int64_t finish_listing(name_list *list, lf_buffer *out)
     }
     free(list->names);
     return status;
+}
+
+int64_t lf_sim_outcome_sort_names(lf_sim_outcome *outcome)
+{
+    name_list list = {0};
+    for (size_t at = 0; at < outcome->bytes.length;) {
+        const char *name = (const char *)outcome->bytes.data + at;
+        at += strlen(name) + 1;
+        if (add_name(&list, name) < 0)
+            break;
+    }
+    outcome->bytes.length = 0;
+    return finish_listing(&list, true, &outcome->bytes);
 }
 
 static int collect_tree_name(void *context, const char *name, const struct stat *attributes)
@@ -120,7 +134,7 @@ static int64_t list_real_directory(const char *path, lf_sim_outcome *outcome)
             break;
     outcome->status = entry || errno == 0 ? (int64_t)list.count : -errno;
     closedir(directory);
-    return finish_listing(&list, &outcome->bytes);
+    return finish_listing(&list, true, &outcome->bytes);
 }
 
 static int64_t read_real_file(const char *path, const lf_sim_operation *operation,
@@ -240,7 +254,7 @@ int64_t lf_sim_operation_run_tree(const lf_sim_operation *operation, lf_tree *tr
     case LF_SIM_READDIR: {
         name_list list = {0};
         outcome->status = lf_tree_readdir(tree, path, collect_tree_name, &list);
-        return finish_listing(&list, &outcome->bytes);
+        return finish_listing(&list, false, &outcome->bytes);
     }
     case LF_SIM_READ: {
         int64_t status = lf_buffer_reserve(&outcome->bytes, operation->size);

@@ -74,11 +74,16 @@ typedef struct lf_sim_outcome {
     /* getattr: the lstat result. */
     struct stat attributes;
     /* read: the bytes; readlink: the target; readdir: the names, each
-     * followed by a NUL, "." and ".." first, then in bytewise order. */
+     * followed by a NUL, "." and ".." first, then in the tree's order
+     * (lf_tree_readdir) or, from the disk, in bytewise order. */
     lf_buffer bytes;
 } lf_sim_outcome;
 
 void lf_sim_outcome_free(lf_sim_outcome *outcome);
+
+/* Sorts a readdir outcome's names as the disk's listing is sorted, so that
+ * a tree's listing compares with it. 0 or -ENOMEM. */
+int64_t lf_sim_outcome_sort_names(lf_sim_outcome *outcome);
 
 /* Runs the operation with syscalls below directory `root`.  Returns 0 with
  * the result in *outcome, or -ENOMEM. */

@@ -642,7 +642,7 @@ static int64_t run_checked(simulator *sim, const lf_sim_operation *op, lf_buffer
                            int64_t *op_status, lf_buffer *result, lf_buffer *after)
 {
     lf_sim_outcome real = {0}, expected = {0};
-    lf_buffer real_result = {0}, real_state = {0};
+    lf_buffer real_result = {0}, compared = {0}, real_state = {0}, compared_state = {0};
     lf_tree *scanned = NULL;
     int64_t status = lf_sim_operation_run_real(op, lf_sim_sandbox_root(sim->sandbox), &real);
     if (status == 0)
@@ -652,16 +652,24 @@ static int64_t run_checked(simulator *sim, const lf_sim_operation *op, lf_buffer
         status = read_completion(op, &real, &real_result);
     if (status == 0 && read)
         status = read_completion(op, &expected, result);
+    /* The tree lists and writes entries newest first, the disk in its own
+     * order: the names must agree, not their order. */
+    if (status == 0 && op->op == LF_SIM_READDIR)
+        status = lf_sim_outcome_sort_names(&expected);
+    if (status == 0 && read)
+        status = read_completion(op, &expected, &compared);
     if (status == 0)
         status = lf_sim_sandbox_scan(sim->sandbox, sim->now, &scanned, sim->diag);
     if (status == 0)
-        status = lf_xml_write(scanned, 0, &real_state, sim->diag);
+        status = lf_xml_write(scanned, LF_XML_SORTED, &real_state, sim->diag);
+    if (status >= 0)
+        status = lf_xml_write(sim->tree, LF_XML_SORTED, &compared_state, sim->diag);
     if (status >= 0)
         status = lf_xml_write(sim->tree, 0, after, sim->diag);
-    if (status >= 0 && (real.status != expected.status || !same_bytes(&real_result, result) ||
-                        !same_bytes(&real_state, after))) {
-        report_disagreement(sim, op_line, real.status, expected.status, &real_result, result,
-                            &real_state, after);
+    if (status >= 0 && (real.status != expected.status || !same_bytes(&real_result, &compared) ||
+                        !same_bytes(&real_state, &compared_state))) {
+        report_disagreement(sim, op_line, real.status, expected.status, &real_result, &compared,
+                            &real_state, &compared_state);
         status = lf_fail(sim->diag, -EIO, "the sandbox and the tree disagree on %s",
                          lf_buffer_string(op_line));
     }
@@ -672,7 +680,9 @@ static int64_t run_checked(simulator *sim, const lf_sim_operation *op, lf_buffer
     lf_sim_outcome_free(&real);
     lf_sim_outcome_free(&expected);
     lf_buffer_free(&real_result);
+    lf_buffer_free(&compared);
     lf_buffer_free(&real_state);
+    lf_buffer_free(&compared_state);
     lf_tree_free(scanned);
     return status < 0 ? status : 0;
 }
@@ -781,19 +791,22 @@ static int64_t run_episode(simulator *sim, lf_sim_split split, size_t wanted, si
     status = lf_xml_write(sim->tree, 0, &sim->state_xml, sim->diag);
     if (status >= 0)
         status = lf_sim_sandbox_load(sim->sandbox, sim->tree, sim->diag);
-    /* The loaded sandbox must already be the tree. */
+    /* The loaded sandbox must already be the tree (in any order). */
     lf_tree *scanned = NULL;
-    lf_buffer loaded = {0};
+    lf_buffer loaded = {0}, sorted = {0};
     if (status >= 0)
         status = lf_sim_sandbox_scan(sim->sandbox, LF_SIM_EPOCH, &scanned, sim->diag);
     if (status >= 0)
-        status = lf_xml_write(scanned, 0, &loaded, sim->diag);
-    if (status >= 0 && !same_bytes(&loaded, &sim->state_xml)) {
+        status = lf_xml_write(scanned, LF_XML_SORTED, &loaded, sim->diag);
+    if (status >= 0)
+        status = lf_xml_write(sim->tree, LF_XML_SORTED, &sorted, sim->diag);
+    if (status >= 0 && !same_bytes(&loaded, &sorted)) {
         fprintf(sim->config->report, "llmfuse gen: sandbox:\n%s\ntree:\n%s\n",
-                lf_buffer_string(&loaded), lf_buffer_string(&sim->state_xml));
+                lf_buffer_string(&loaded), lf_buffer_string(&sorted));
         status = lf_fail(sim->diag, -EIO, "the sandbox does not hold the starting tree");
     }
     lf_buffer_free(&loaded);
+    lf_buffer_free(&sorted);
     lf_tree_free(scanned);
     int64_t operations = lf_random_range(&sim->random, 1, EPISODE_MAX_OPERATIONS);
     bool ended = false;

@@ -426,10 +426,12 @@ static void normalize_kernel_times(const char *sandbox, int64_t virtual_now)
     nftw(sandbox, normalize_entry, 16, FTW_PHYS);
 }
 
+/* Sorted: the kernel's directories have their own order, the tree's is
+ * newest first; the entries must agree, not their order. */
 static void xml_of_tree(const lf_tree *tree, lf_buffer *out)
 {
     lf_diagnostic diagnostic = {0};
-    int64_t status = lf_xml_write(tree, 0, out, &diagnostic);
+    int64_t status = lf_xml_write(tree, LF_XML_SORTED, out, &diagnostic);
     if (status < 0)
         fail_msg("lf_xml_write: %s", diagnostic.message);
 }

@@ -186,7 +186,16 @@ static int collect_name(void *context, const char *name, const struct stat *attr
     return 0;
 }
 
-static void test_readdir_is_sorted_bytewise(void **state)
+static void expect_listing(lf_tree *tree, const char *path, const char *expected)
+{
+    char listing[256] = "";
+    assert_true(lf_tree_readdir(tree, path, collect_name, listing) >= 2);
+    assert_string_equal(listing, expected);
+}
+
+/* Operations put new names first; lookups (by name) keep working through
+ * every insertion and removal, and by-name order stays bytewise. */
+static void test_readdir_lists_newest_first(void **state)
 {
     lf_tree *tree = *state;
     const char *names[] = {"b", "a", "Z", "é", "_"};
@@ -195,10 +204,29 @@ static void test_readdir_is_sorted_bytewise(void **state)
         snprintf(path, sizeof path, "/%s", names[i]);
         assert_int_equal(lf_tree_create(tree, path, 0644, true), 0);
     }
-    char listing[128] = "";
-    assert_int_equal(lf_tree_readdir(tree, "/", collect_name, listing), 7);
-    assert_string_equal(listing, ".,..,Z,_,a,b,é,");
-    assert_int_equal(lf_tree_readdir(tree, "/a", collect_name, listing), -ENOTDIR);
+    expect_listing(tree, "/", ".,..,_,é,Z,a,b,");
+    assert_int_equal(lf_tree_mkdir(tree, "/d", 0755), 0);
+    assert_int_equal(lf_tree_symlink(tree, "a", "/s"), 0);
+    assert_int_equal(lf_tree_unlink(tree, "/Z"), 0);
+    expect_listing(tree, "/", ".,..,s,d,_,é,a,b,");
+    assert_int_equal(lf_tree_rename(tree, "/b", "/c", 0), 0);   /* renamed: newest */
+    assert_int_equal(lf_tree_rename(tree, "/é", "/d/x", 0), 0); /* moved */
+    assert_int_equal(lf_tree_rename(tree, "/_", "/a", 0), 0);   /* replaces a */
+    assert_int_equal(lf_tree_link(tree, "/c", "/l"), 0);
+    expect_listing(tree, "/", ".,..,l,a,c,s,d,");
+    expect_listing(tree, "/d", ".,..,x,");
+    const char *sorted[] = {"a", "c", "d", "l", "s"};
+    const lf_node *root = lf_tree_root(tree);
+    assert_int_equal(lf_node_child_count(root), 5);
+    for (size_t i = 0; i < 5; i++) {
+        const char *name;
+        const lf_node *child = lf_node_child_by_name(root, i, &name);
+        assert_string_equal(name, sorted[i]);
+        assert_ptr_equal(lf_node_lookup(root, name), child);
+    }
+    assert_null(lf_node_lookup(root, "b"));
+    assert_null(lf_node_lookup(root, "_"));
+    assert_int_equal(lf_tree_readdir(tree, "/a", collect_name, (char[8]){0}), -ENOTDIR);
 }
 
 static void test_timestamps_and_ownership(void **state)
@@ -525,7 +553,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rename_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlinks_and_loops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_readdir_is_sorted_bytewise, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readdir_lists_newest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timestamps_and_ownership, setup, teardown),
         cmocka_unit_test(test_empty_tree_has_no_paths),
         cmocka_unit_test_setup_teardown(test_pending_file_loads_once_on_read, setup, teardown),
