@@ -1255,6 +1255,31 @@ int64_t lf_tree_readlink(lf_tree *tree, const char *path, char *buffer, size_t s
     return (int64_t)length;
 }
 
+int64_t lf_tree_relink(lf_tree *tree, const char *existing, const char *path)
+{
+    lf_node *file;
+    int64_t status = resolve_existing(tree, existing, 0, &file);
+    if (status < 0)
+        return status;
+    resolution found;
+    status = resolve(tree, path, RESOLVE_PARENT, &found);
+    if (status < 0)
+        return status;
+    if (!found.node || found.kind != LAST_NORMAL)
+        return -ENOENT;
+    if (file->type == LF_NODE_DIRECTORY || found.node->type == LF_NODE_DIRECTORY)
+        return -EPERM;
+    if (found.node == file)
+        return 0;
+    bool present;
+    size_t rank = name_rank(found.parent, found.name, &present);
+    lf_entry *entry = &found.parent->entries[found.parent->by_name[rank]];
+    release_link(tree, entry->node);
+    entry->node = file;
+    file->link_count++;
+    return 0;
+}
+
 int64_t lf_tree_link(lf_tree *tree, const char *existing, const char *new_path)
 {
     lf_node *node;

@@ -174,6 +174,11 @@ int64_t lf_tree_symlink(lf_tree *tree, const char *target, const char *link_path
 /* readlink: target length (no NUL added); copies at most size bytes. */
 int64_t lf_tree_readlink(lf_tree *tree, const char *path, char *buffer, size_t size);
 int64_t lf_tree_link(lf_tree *tree, const char *existing, const char *new_path);
+/* Makes the non-directory at path another name of existing's file, in
+ * place: its entry keeps its position, no time changes, and the node it
+ * named loses that name.  For loaders that learn of hard links after
+ * building the tree. */
+int64_t lf_tree_relink(lf_tree *tree, const char *existing, const char *path);
 /* utimensat(AT_SYMLINK_NOFOLLOW); times[0] atime, times[1] mtime; NULL, UTIME_NOW
  * and UTIME_OMIT as the syscall. */
 int64_t lf_tree_utimens(lf_tree *tree, const char *path, const struct timespec times[2]);

@@ -724,10 +724,8 @@ static int64_t apply_node_table(lf_tree *tree, node_list *nodes, const node_entr
             lf_buffer target = {0};
             status = lf_buffer_printf(&target, "/%s", nodes->items[entries[i].link - 1].path);
             if (status == 0)
-                status = lf_tree_unlink(tree, path);
-            if (status == 0)
-                status = lf_tree_link(tree, lf_buffer_string(&target), path);
-            /* the unlink freed the metadata's node: the name is now the
+                status = lf_tree_relink(tree, lf_buffer_string(&target), path);
+            /* the relink freed the metadata's node: the name is now the
              * linked file's, and later passes must not see the freed one */
             if (status == 0)
                 nodes->items[i].node = nodes->items[entries[i].link - 1].node;

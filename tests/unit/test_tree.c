@@ -229,6 +229,26 @@ static void test_readdir_lists_newest_first(void **state)
     assert_int_equal(lf_tree_readdir(tree, "/a", collect_name, (char[8]){0}), -ENOTDIR);
 }
 
+/* A loader's hard link keeps the entry where it was. */
+static void test_relink_keeps_the_entry_in_place(void **state)
+{
+    lf_tree *tree = *state;
+    assert_int_equal(lf_tree_create(tree, "/a", 0644, true), 0);
+    assert_int_equal(lf_tree_create(tree, "/b", 0644, true), 0);
+    assert_int_equal(lf_tree_create(tree, "/c", 0644, true), 0);
+    assert_int_equal(lf_tree_write(tree, "/a", "shared", 6, 0), 6);
+    assert_int_equal(lf_tree_relink(tree, "/a", "/b"), 0);
+    expect_listing(tree, "/", ".,..,c,b,a,");
+    char buffer[8];
+    assert_int_equal(lf_tree_read(tree, "/b", buffer, sizeof buffer, 0), 6);
+    assert_memory_equal(buffer, "shared", 6);
+    struct stat status;
+    assert_int_equal(lf_tree_getattr(tree, "/b", &status), 0);
+    assert_int_equal(status.st_nlink, 2);
+    assert_int_equal(lf_tree_relink(tree, "/a", "/missing"), -ENOENT);
+    assert_int_equal(lf_tree_relink(tree, "/a", "/"), -ENOENT);
+}
+
 static void test_timestamps_and_ownership(void **state)
 {
     lf_tree *tree = *state;
@@ -554,6 +574,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_symlinks_and_loops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readdir_lists_newest_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relink_keeps_the_entry_in_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timestamps_and_ownership, setup, teardown),
         cmocka_unit_test(test_empty_tree_has_no_paths),
         cmocka_unit_test_setup_teardown(test_pending_file_loads_once_on_read, setup, teardown),
