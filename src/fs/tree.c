@@ -1354,3 +1354,104 @@ int64_t lf_tree_statfs(lf_tree *tree, struct statvfs *out)
     out->f_namemax = LF_TREE_NAME_MAX;
     return 0;
 }
+
+/* ------------------------------------------------------------------ */
+/* Comparing trees                                                     */
+
+static bool same_content(const lf_node *a, const lf_node *b)
+{
+    uint8_t first[CHUNK_SIZE], second[CHUNK_SIZE];
+    for (uint64_t offset = 0; offset < a->size; offset += CHUNK_SIZE) {
+        int64_t length = lf_node_read(a, first, CHUNK_SIZE, offset);
+        if (length != lf_node_read(b, second, CHUNK_SIZE, offset) ||
+            memcmp(first, second, (size_t)length) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Attributes as the state shows them (the XML's), and content. */
+static bool same_node(const lf_node *a, const lf_node *b)
+{
+    if (a->type != b->type || a->permissions != b->permissions || a->uid != b->uid ||
+        a->gid != b->gid || strcmp(a->owner, b->owner) || strcmp(a->group, b->group) ||
+        a->mtime.tv_sec != b->mtime.tv_sec)
+        return false;
+    if (a->type == LF_NODE_SYMLINK)
+        return strcmp(a->target, b->target) == 0;
+    return a->type != LF_NODE_FILE || (a->size == b->size && same_content(a, b));
+}
+
+/* Whether the names the two directories share come in the same order. */
+static bool same_order(const lf_node *old, const lf_node *new)
+{
+    size_t i = 0, j = 0;
+    for (;;) {
+        while (i < old->entry_count && !lf_node_lookup(new, old->entries[i].name))
+            i++;
+        while (j < new->entry_count && !lf_node_lookup(old, new->entries[j].name))
+            j++;
+        if (i == old->entry_count || j == new->entry_count)
+            return i == old->entry_count && j == new->entry_count;
+        if (strcmp(old->entries[i].name, new->entries[j].name) != 0)
+            return false;
+        i++, j++;
+    }
+}
+
+typedef struct comparison {
+    lf_tree_change_fn changed;
+    void *context;
+    char path[LF_TREE_PATH_MAX];
+} comparison;
+
+/* path holds the directories' path, of length length ("" for the root). */
+static int64_t compare_directories(comparison *self, const lf_node *old, const lf_node *new,
+                                   size_t length)
+{
+    if (!same_order(old, new)) {
+        int64_t stop = self->changed(self->context, length ? self->path : "/");
+        if (stop)
+            return stop;
+    }
+    size_t i = 0, j = 0;
+    while (i < old->entry_count || j < new->entry_count) {
+        const char *old_name = NULL, *new_name = NULL;
+        const lf_node *old_child = lf_node_child_by_name(old, i, &old_name);
+        const lf_node *new_child = lf_node_child_by_name(new, j, &new_name);
+        int order = !old_child ? 1 : !new_child ? -1 : strcmp(old_name, new_name);
+        const char *name = order <= 0 ? old_name : new_name;
+        size_t child_length = length + 1 + strlen(name);
+        if (child_length >= sizeof self->path)
+            return -ENAMETOOLONG;
+        self->path[length] = '/';
+        memcpy(self->path + length + 1, name, child_length - length);
+        int64_t stop = order != 0 || !same_node(old_child, new_child)
+                           ? self->changed(self->context, self->path)
+                           : 0;
+        if (!stop && order == 0 && old_child->type == LF_NODE_DIRECTORY &&
+            new_child->type == LF_NODE_DIRECTORY)
+            stop = compare_directories(self, old_child, new_child, child_length);
+        if (stop)
+            return stop;
+        i += order <= 0;
+        j += order >= 0;
+    }
+    return 0;
+}
+
+int64_t lf_tree_compare(const lf_tree *old, const lf_tree *new, lf_tree_change_fn changed,
+                        void *context)
+{
+    comparison *self = malloc(sizeof *self);
+    if (!self)
+        return -ENOMEM;
+    *self = (comparison){.changed = changed, .context = context};
+    int64_t status = 0;
+    if (!old->root || !new->root || !same_node(old->root, new->root))
+        status = changed(context, "/");
+    if (!status && old->root && new->root)
+        status = compare_directories(self, old->root, new->root, 0);
+    free(self);
+    return status;
+}

@@ -184,4 +184,17 @@ int64_t lf_tree_relink(lf_tree *tree, const char *existing, const char *path);
 int64_t lf_tree_utimens(lf_tree *tree, const char *path, const struct timespec times[2]);
 int64_t lf_tree_statfs(lf_tree *tree, struct statvfs *out);
 
+/* --- Comparing states --- */
+
+/* Calls changed with each path ("/a/b") where new differs from old as the
+ * XML state shows them: "/" when the roots' attributes differ; a name on one
+ * side only; a node whose type, mode, owner, group, mtime (seconds), size,
+ * target or content differs; a directory whose shared names come in another
+ * order.  Nothing is reported below a name on one side only.  Content is
+ * compared as held: load pending files first.  Stops at the callback's
+ * first non-zero return and returns it; else 0, or -ENOMEM. */
+typedef int64_t (*lf_tree_change_fn)(void *context, const char *path);
+int64_t lf_tree_compare(const lf_tree *old, const lf_tree *new, lf_tree_change_fn changed,
+                        void *context);
+
 #endif

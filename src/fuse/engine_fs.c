@@ -186,107 +186,6 @@ static int error_of(const lf_buffer *completion)
 /* ---------------------------------------------------------------- */
 /* Validating a new state                                            */
 
-typedef struct path_list {
-    char **paths;
-    size_t count, capacity;
-} path_list;
-
-static int add_path(path_list *list, const char *path)
-{
-    if (list->count == list->capacity) {
-        size_t capacity = list->capacity ? 2 * list->capacity : 8;
-        char **paths = realloc(list->paths, capacity * sizeof *paths);
-        if (!paths)
-            return -ENOMEM;
-        list->paths = paths;
-        list->capacity = capacity;
-    }
-    if (!(list->paths[list->count] = strdup(path)))
-        return -ENOMEM;
-    list->count++;
-    return 0;
-}
-
-static void path_list_free(path_list *list)
-{
-    for (size_t i = 0; i < list->count; i++)
-        free(list->paths[i]);
-    free(list->paths);
-}
-
-static bool same_node(const lf_node *a, const lf_node *b)
-{
-    lf_node_info x, y;
-    lf_node_get_info(a, &x);
-    lf_node_get_info(b, &y);
-    if (x.type != y.type || x.permissions != y.permissions || x.uid != y.uid || x.gid != y.gid ||
-        strcmp(x.owner, y.owner) || strcmp(x.group, y.group) || x.mtime.tv_sec != y.mtime.tv_sec ||
-        x.size != y.size)
-        return false;
-    if (x.type == LF_NODE_SYMLINK)
-        return strcmp(x.symlink_target, y.symlink_target) == 0;
-    if (x.type != LF_NODE_FILE || x.size == 0)
-        return true;
-    uint8_t *first = malloc((size_t)x.size), *second = malloc((size_t)x.size);
-    bool same = first && second && lf_node_read(a, first, (size_t)x.size, 0) == (int64_t)x.size &&
-                lf_node_read(b, second, (size_t)x.size, 0) == (int64_t)x.size &&
-                memcmp(first, second, (size_t)x.size) == 0;
-    free(first);
-    free(second);
-    return same;
-}
-
-/* Whether the names the two directories share come in the same order. */
-static bool same_order(const lf_node *old, const lf_node *new)
-{
-    size_t i = 0, j = 0, old_count = lf_node_child_count(old), new_count = lf_node_child_count(new);
-    for (;;) {
-        const char *old_name = NULL, *new_name = NULL;
-        while (i < old_count && (lf_node_child(old, i, &old_name), !lf_node_lookup(new, old_name)))
-            i++;
-        while (j < new_count && (lf_node_child(new, j, &new_name), !lf_node_lookup(old, new_name)))
-            j++;
-        if (i == old_count || j == new_count)
-            return i == old_count && j == new_count;
-        if (strcmp(old_name, new_name) != 0)
-            return false;
-        i++, j++;
-    }
-}
-
-/* Adds to changed the paths where the two directories' subtrees differ:
- * a name on one side only, a node whose attributes or content differ, or
- * a directory whose entries changed order. */
-static int compare_directories(const lf_node *old, const lf_node *new, const char *path,
-                               path_list *changed)
-{
-    size_t i = 0, j = 0, old_count = lf_node_child_count(old), new_count = lf_node_child_count(new);
-    int status = same_order(old, new) ? 0 : add_path(changed, path);
-    while (status == 0 && (i < old_count || j < new_count)) {
-        const char *old_name = NULL, *new_name = NULL;
-        const lf_node *old_child = i < old_count ? lf_node_child_by_name(old, i, &old_name) : NULL;
-        const lf_node *new_child = j < new_count ? lf_node_child_by_name(new, j, &new_name) : NULL;
-        int order = !old_child ? 1 : !new_child ? -1 : strcmp(old_name, new_name);
-        lf_buffer child_path = {0};
-        if (lf_buffer_printf(&child_path, "%s/%s", strcmp(path, "/") ? path : "",
-                             order <= 0 ? old_name : new_name) < 0)
-            return -ENOMEM;
-        if (order != 0 || !same_node(old_child, new_child))
-            status = add_path(changed, lf_buffer_string(&child_path));
-        lf_node_info old_info, new_info;
-        if (status == 0 && order == 0) {
-            lf_node_get_info(old_child, &old_info);
-            lf_node_get_info(new_child, &new_info);
-            if (old_info.type == LF_NODE_DIRECTORY && new_info.type == LF_NODE_DIRECTORY)
-                status = compare_directories(old_child, new_child, lf_buffer_string(&child_path), changed);
-        }
-        i += order <= 0;
-        j += order >= 0;
-        lf_buffer_free(&child_path);
-    }
-    return status;
-}
-
 static bool is_within(const char *path, const char *top)
 {
     size_t length = strlen(top);
@@ -312,6 +211,20 @@ static bool change_allowed(const lf_sim_operation *operation, const char *path)
            (two_paths && (is_within(path, operation->other) || is_parent(path, operation->other)));
 }
 
+typedef struct change_check {
+    const lf_sim_operation *operation;
+    char outside[LF_TREE_PATH_MAX]; /* the first changed path the operation does not name */
+} change_check;
+
+static int64_t check_change(void *context, const char *path)
+{
+    change_check *check = context;
+    if (change_allowed(check->operation, path))
+        return 0;
+    snprintf(check->outside, sizeof check->outside, "%s", path);
+    return 1;
+}
+
 /* Parses and checks a new state; on success it replaces the current one. */
 static int adopt_state(engine_fs *self, const lf_sim_operation *operation, const lf_buffer *completion)
 {
@@ -320,20 +233,20 @@ static int adopt_state(engine_fs *self, const lf_sim_operation *operation, const
     if (lf_xml_parse(completion->data, completion->length, 0, &tree, &diagnostic) < 0)
         return invalid_answer(self, operation, completion, diagnostic.message);
     lf_buffer canonical = {0};
-    path_list changed = {0};
-    int status = lf_xml_write(tree, 0, &canonical, NULL) < 0 ? -ENOMEM : 0;
-    lf_node *old_root = lf_tree_root(self->tree), *new_root = lf_tree_root(tree);
-    if (status == 0 && (!new_root || !same_node(old_root, new_root)))
-        status = add_path(&changed, "/");
-    if (status == 0 && new_root)
-        status = compare_directories(old_root, new_root, "/", &changed);
-    for (size_t i = 0; status == 0 && i < changed.count; i++)
-        if (!change_allowed(operation, changed.paths[i])) {
+    change_check *check = calloc(1, sizeof *check);
+    int status = !check || lf_xml_write(tree, 0, &canonical, NULL) < 0 ? -ENOMEM : 0;
+    if (status == 0) {
+        check->operation = operation;
+        int64_t outside = lf_tree_compare(self->tree, tree, check_change, check);
+        if (outside < 0)
+            status = (int)outside;
+        else if (outside > 0) {
             char why[160];
             snprintf(why, sizeof why, "the state changed at '%.100s', which the operation does not name",
-                     changed.paths[i]);
+                     check->outside);
             status = invalid_answer(self, operation, completion, why);
         }
+    }
     if (status == 0) {
         lf_tree_free(self->tree);
         self->tree = tree;
@@ -342,7 +255,7 @@ static int adopt_state(engine_fs *self, const lf_sim_operation *operation, const
         self->state = canonical;
         canonical = (lf_buffer){0};
     }
-    path_list_free(&changed);
+    free(check);
     lf_buffer_free(&canonical);
     lf_tree_free(tree);
     return status;

@@ -249,6 +249,70 @@ static void test_relink_keeps_the_entry_in_place(void **state)
     assert_int_equal(lf_tree_relink(tree, "/a", "/"), -ENOENT);
 }
 
+/* The engine's validator: where an answered state differs from the old. */
+static int64_t collect_path(void *context, const char *path)
+{
+    strcat(context, path);
+    strcat(context, ",");
+    return strcmp(path, "/stop") == 0;
+}
+
+static lf_tree *example_tree(const char *first, const char *second)
+{
+    lf_tree *tree;
+    assert_int_equal(setup((void **)&tree), 0);
+    assert_int_equal(lf_tree_mkdir(tree, "/d", 0755), 0);
+    assert_int_equal(lf_tree_create(tree, "/d/f", 0644, true), 0);
+    assert_int_equal(lf_tree_write(tree, "/d/f", "text", 4, 0), 4);
+    assert_int_equal(lf_tree_create(tree, first, 0644, true), 0);
+    assert_int_equal(lf_tree_create(tree, second, 0644, true), 0);
+    assert_int_equal(lf_tree_symlink(tree, "a", "/s"), 0);
+    return tree;
+}
+
+static void expect_changes(lf_tree *old, lf_tree *new, const char *expected)
+{
+    char paths[256] = "";
+    assert_int_equal(lf_tree_compare(old, new, collect_path, paths), 0);
+    assert_string_equal(paths, expected);
+    lf_tree_free(new);
+}
+
+static void test_compare_names_each_changed_path(void **state)
+{
+    (void)state;
+    lf_tree *old = example_tree("/a", "/b");
+    expect_changes(old, example_tree("/a", "/b"), "");
+    lf_tree *new = example_tree("/a", "/b");
+    assert_int_equal(lf_tree_write(new, "/d/f", "TEXT", 4, 0), 4); /* same size and time */
+    expect_changes(old, new, "/d/f,");
+    new = example_tree("/a", "/b");
+    assert_int_equal(lf_tree_chmod(new, "/a", 0600), 0);
+    assert_int_equal(lf_tree_chmod(new, "/", 0700), 0);
+    expect_changes(old, new, "/,/a,");
+    new = example_tree("/a", "/b");
+    assert_int_equal(lf_tree_rename(new, "/a", "/d/a", 0), 0);
+    expect_changes(old, new, "/a,/d/a,");
+    new = example_tree("/a", "/b");
+    assert_int_equal(lf_tree_rmdir(new, "/d"), -ENOTEMPTY);
+    assert_int_equal(lf_tree_unlink(new, "/d/f"), 0);
+    assert_int_equal(lf_tree_rmdir(new, "/d"), 0);
+    expect_changes(old, new, "/d,"); /* nothing reported below a removed directory */
+    new = example_tree("/a", "/b");
+    assert_int_equal(lf_tree_unlink(new, "/s"), 0);
+    assert_int_equal(lf_tree_symlink(new, "b", "/s"), 0);
+    expect_changes(old, new, "/s,");
+    expect_changes(old, example_tree("/b", "/a"), "/,"); /* same entries, another order */
+    new = example_tree("/a", "/b");
+    assert_int_equal(lf_tree_create(new, "/stop", 0644, true), 0);
+    assert_int_equal(lf_tree_create(new, "/t", 0644, true), 0);
+    char paths[64] = "";
+    assert_int_equal(lf_tree_compare(old, new, collect_path, paths), 1);
+    assert_string_equal(paths, "/stop,");
+    lf_tree_free(new);
+    lf_tree_free(old);
+}
+
 static void test_timestamps_and_ownership(void **state)
 {
     lf_tree *tree = *state;
@@ -575,6 +639,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_path_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readdir_lists_newest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relink_keeps_the_entry_in_place, setup, teardown),
+        cmocka_unit_test(test_compare_names_each_changed_path),
         cmocka_unit_test_setup_teardown(test_timestamps_and_ownership, setup, teardown),
         cmocka_unit_test(test_empty_tree_has_no_paths),
         cmocka_unit_test_setup_teardown(test_pending_file_loads_once_on_read, setup, teardown),
