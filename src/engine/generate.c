@@ -111,6 +111,11 @@ struct lf_generator {
     float *logits;                 /* (prompt_rows, vocabulary) */
     const float *last_logits;      /* the row of logits the last prediction used */
     lf_token_array prompt, completion;
+    /* the last greedy completion, and at each of its positions (one more
+     * when it ended) the runner-up token: where branches start */
+    lf_token_array greedy;
+    lf_generate_branch *choices;
+    size_t choice_count, choice_capacity;
 };
 
 void lf_generator_free(lf_generator *generator)
@@ -124,6 +129,8 @@ void lf_generator_free(lf_generator *generator)
     free(generator->logits);
     lf_token_array_free(&generator->prompt);
     lf_token_array_free(&generator->completion);
+    lf_token_array_free(&generator->greedy);
+    free(generator->choices);
     lf_generate_model_close(generator->owned_model);
     free(generator);
 }
@@ -190,30 +197,61 @@ static int64_t feed(lf_generator *generator, const uint32_t *tokens, size_t coun
     return 0;
 }
 
-/* The most probable token; the lowest id among equals. */
-static uint32_t argmax(const float *logits, uint32_t vocabulary)
+/* The most probable token and the runner-up; the lowest id among equals. */
+static void top_two(const float *logits, uint32_t vocabulary, uint32_t *best, uint32_t *second)
 {
-    uint32_t best = 0;
-    for (uint32_t token = 1; token < vocabulary; token++)
-        if (logits[token] > logits[best])
-            best = token;
-    return best;
+    uint32_t first = logits[1] > logits[0] ? 1 : 0, next = 1 - first;
+    for (uint32_t token = 2; token < vocabulary; token++) {
+        if (logits[token] > logits[first]) {
+            next = first;
+            first = token;
+        } else if (logits[token] > logits[next]) {
+            next = token;
+        }
+    }
+    *best = first;
+    *second = next;
 }
 
-/* Greedy decoding from the prompt's prediction into generator->completion;
- * *ended when the model chose <|endoftext|>. */
-static int64_t decode_greedily(lf_generator *generator, uint32_t max_tokens, bool *ended)
+static int64_t record_choice(lf_generator *generator, uint32_t runner_up, float margin)
+{
+    if (generator->choice_count == generator->choice_capacity) {
+        size_t capacity = generator->choice_capacity ? 2 * generator->choice_capacity : 256;
+        lf_generate_branch *grown = realloc(generator->choices, capacity * sizeof *grown);
+        if (!grown)
+            return -ENOMEM;
+        generator->choices = grown;
+        generator->choice_capacity = capacity;
+    }
+    generator->choices[generator->choice_count] = (lf_generate_branch){
+        .position = (uint32_t)generator->choice_count, .token = runner_up, .margin = margin};
+    generator->choice_count++;
+    return 0;
+}
+
+/* Greedy decoding from the last prediction, appending to
+ * generator->completion; *ended when the model chose <|endoftext|>. With
+ * record_choices, each step's runner-up is kept. */
+static int64_t decode_greedily(lf_generator *generator, uint32_t max_tokens, bool record_choices,
+                               bool *ended)
 {
     uint32_t vocabulary = generator->model->transformer->config.vocab_size;
     lf_token_array *completion = &generator->completion;
     *ended = false;
     while (completion->count < max_tokens) {
-        uint32_t token = argmax(generator->last_logits, vocabulary);
+        uint32_t token, runner_up;
+        top_two(generator->last_logits, vocabulary, &token, &runner_up);
+        int64_t status = record_choices ? record_choice(generator, runner_up,
+                                                        generator->last_logits[token] -
+                                                            generator->last_logits[runner_up])
+                                        : 0;
+        if (status < 0)
+            return status;
         if (token == LF_TOKEN_ENDOFTEXT) {
             *ended = true;
             break;
         }
-        int64_t status = lf_token_array_append(completion, &token, 1);
+        status = lf_token_array_append(completion, &token, 1);
         if (status == 0 && completion->count < max_tokens) /* no prediction past the last */
             status = feed(generator, &token, 1);
         if (status < 0)
@@ -222,19 +260,47 @@ static int64_t decode_greedily(lf_generator *generator, uint32_t max_tokens, boo
     return 0;
 }
 
+/* The completion's start on a branch: the greedy tokens before it, then
+ * its token, fed to the model in one pass (rows per step never change a
+ * result); *ended when that token is <|endoftext|>. */
+static int64_t start_branch(lf_generator *generator, const lf_generate_branch *branch,
+                            uint32_t max_tokens, bool *ended)
+{
+    lf_token_array *completion = &generator->completion;
+    if (branch->position >= max_tokens || branch->position >= generator->choice_count)
+        return -EINVAL;
+    *ended = branch->token == LF_TOKEN_ENDOFTEXT;
+    int64_t status = lf_token_array_append(completion, generator->greedy.ids, branch->position);
+    if (status == 0 && !*ended)
+        status = lf_token_array_append(completion, &branch->token, 1);
+    if (status == 0 && !*ended && completion->count < max_tokens)
+        status = feed(generator, completion->ids, completion->count);
+    return status;
+}
+
 int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, size_t prompt_size,
-                             uint32_t max_tokens, lf_buffer *completion, lf_generate_stats *stats)
+                             const lf_generate_branch *branch, uint32_t max_tokens,
+                             lf_buffer *completion, lf_generate_stats *stats)
 {
     generator->prompt.count = 0;
     generator->completion.count = 0;
+    if (!branch)
+        generator->choice_count = 0;
     lf_transformer_cache_reset(generator->cache);
     bool ended = false;
     int64_t status = lf_generate_encode_prompt(generator->encoder, prompt, prompt_size,
                                                &generator->prompt);
     if (status >= 0)
         status = feed(generator, generator->prompt.ids, generator->prompt.count);
-    if (status >= 0)
-        status = decode_greedily(generator, max_tokens, &ended);
+    if (status >= 0 && branch)
+        status = start_branch(generator, branch, max_tokens, &ended);
+    if (status >= 0 && !ended)
+        status = decode_greedily(generator, max_tokens, !branch, &ended);
+    if (status >= 0 && !branch) {
+        generator->greedy.count = 0;
+        status = lf_token_array_append(&generator->greedy, generator->completion.ids,
+                                       generator->completion.count);
+    }
     if (status >= 0) /* every id came from the model's own vocabulary */
         status = lf_tokenizer_decode(generator->model->tokenizer, generator->completion.ids,
                                      generator->completion.count, completion, NULL);
@@ -245,6 +311,27 @@ int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, siz
                                      .completion_tokens = generator->completion.count,
                                      .ended = ended};
     return 0;
+}
+
+size_t lf_generate_doubtful_choices(const lf_generator *generator, size_t count,
+                                    lf_generate_branch *out)
+{
+    size_t written = 0;
+    for (size_t i = 0; i < generator->choice_count; i++) {
+        /* insertion into the sorted out[0..written), dropping what falls off */
+        const lf_generate_branch *choice = &generator->choices[i];
+        size_t at = written;
+        while (at > 0 && choice->margin < out[at - 1].margin)
+            at--;
+        if (at >= count)
+            continue;
+        size_t moved = written < count ? written : count - 1;
+        memmove(out + at + 1, out + at, (moved - at) * sizeof *out);
+        out[at] = *choice;
+        if (written < count)
+            written++;
+    }
+    return written;
 }
 
 const float *lf_generate_last_logits(const lf_generator *generator)

@@ -74,16 +74,38 @@ typedef struct lf_generate_stats {
     bool ended;               /* stopped at <|endoftext|>, not at max_tokens */
 } lf_generate_stats;
 
+/* A departure from greedy decoding: completion token `position` is `token`
+ * instead of the most probable one. */
+typedef struct lf_generate_branch {
+    uint32_t position;
+    uint32_t token;
+    float margin; /* how far token's logit was below the chosen one's */
+} lf_generate_branch;
+
 /* Starts a fresh sequence, feeds the prompt's tokens (a prompt longer than
  * the context slides through it, as every longer input does) and appends
  * to completion the bytes of the greedy continuation: the most probable
  * token each step (the lowest id among equals), until <|endoftext|> or
- * max_tokens tokens. A special token other than <|endoftext|> is written as
- * its name ("<W>"): the model has made a mistake, which the caller sees.
- * stats (may be NULL) receives the token counts. Returns 0, or -ENOMEM
- * (completion then keeps its length). */
+ * max_tokens tokens. With a branch (from lf_generate_doubtful_choices after
+ * the greedy completion of the same prompt), the completion is the greedy
+ * one's up to branch->position, then branch->token, then greedy again: a
+ * second opinion where the model hesitated. A special token other than
+ * <|endoftext|> is written as its name ("<W>"): the model has made a
+ * mistake, which the caller sees. stats (may be NULL) receives the token
+ * counts. Returns 0, -EINVAL for a branch past the greedy completion, or
+ * -ENOMEM (completion then keeps its length). */
 int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, size_t prompt_size,
-                             uint32_t max_tokens, lf_buffer *completion, lf_generate_stats *stats);
+                             const lf_generate_branch *branch, uint32_t max_tokens,
+                             lf_buffer *completion, lf_generate_stats *stats);
+
+/* The model's `count` most doubtful choices in the last greedy completion
+ * (branch NULL): the positions where the runner-up token's logit came
+ * closest to the chosen one's, closest first (the earlier among equals),
+ * each with its runner-up. Writes at most `count` to out (fewer for a
+ * shorter completion) and returns how many. Deterministic: the logits are
+ * bit-exact. */
+size_t lf_generate_doubtful_choices(const lf_generator *generator, size_t count,
+                                    lf_generate_branch *out);
 /* The logits (the model's vocabulary size of them) the last completion
  * chose its last token from; after max_tokens 0, those of the token after
  * the prompt. */

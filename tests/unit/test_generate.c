@@ -133,7 +133,7 @@ static lf_buffer complete(lf_generator *generator, const char *prompt, uint32_t 
                           lf_generate_stats *stats)
 {
     lf_buffer completion = {0};
-    assert_int_equal(lf_generate_complete(generator, (const uint8_t *)prompt, strlen(prompt),
+    assert_int_equal(lf_generate_complete(generator, (const uint8_t *)prompt, strlen(prompt), NULL,
                                           max_tokens, &completion, stats),
                      0);
     return completion;
@@ -220,7 +220,7 @@ static void *complete_on_thread(void *argument)
     lf_generator *generator;
     if (lf_generator_new(job->model, 0, &generator) == 0) {
         (void)lf_generate_complete(generator, (const uint8_t *)job->prompt, strlen(job->prompt),
-                                   40, &job->completion, NULL);
+                                   NULL, 40, &job->completion, NULL);
         lf_generator_free(generator);
     }
     return NULL;
@@ -256,10 +256,12 @@ static void test_generation_is_deterministic(void **state)
 }
 
 /* The reference: the prompt's tokens fed one step each on a fresh cache,
- * then greedy decoding written out plainly. Returns the completion's
- * tokens; *logits gets the prediction after the prompt. */
+ * then greedy decoding written out plainly (on a branch, its token at its
+ * position). Returns the completion's tokens; *logits gets the prediction
+ * after the prompt. */
 static lf_token_array reference_completion(const lf_generate_model *model, const char *prompt,
-                                           uint32_t max_tokens, float *prompt_logits)
+                                           const lf_generate_branch *branch, uint32_t max_tokens,
+                                           float *prompt_logits)
 {
     const lf_transformer *transformer = lf_generate_model_transformer(model);
     uint32_t vocabulary = transformer->config.vocab_size;
@@ -282,6 +284,8 @@ static lf_token_array reference_completion(const lf_generate_model *model, const
         for (uint32_t token = 1; token < vocabulary; token++)
             if (logits[token] > logits[best])
                 best = token;
+        if (branch && completion.count == branch->position)
+            best = branch->token;
         if (best == LF_TOKEN_ENDOFTEXT)
             break;
         assert_int_equal(lf_token_array_append(&completion, &best, 1), 0);
@@ -300,7 +304,7 @@ static void test_prompt_rows_never_change_results(void **state)
     fixture *f = *state;
     uint32_t vocabulary = lf_generate_model_transformer(f->model)->config.vocab_size;
     float *expected_logits = malloc(vocabulary * sizeof *expected_logits);
-    lf_token_array expected = reference_completion(f->model, prompts[0], 30, expected_logits);
+    lf_token_array expected = reference_completion(f->model, prompts[0], NULL, 30, expected_logits);
     lf_buffer expected_bytes = {0};
     assert_int_equal(lf_tokenizer_decode(f->tokenizer, expected.ids, expected.count,
                                          &expected_bytes, NULL), 0);
@@ -339,7 +343,8 @@ static void test_stops_at_max_tokens(void **state)
     lf_buffer completion = {0};
     assert_int_equal(lf_buffer_append_string(&completion, "kept:"), 0);
     assert_int_equal(lf_generate_complete(generator, (const uint8_t *)prompts[1],
-                                          strlen(prompts[1]), 7, &completion, &stats), 0);
+                                          strlen(prompts[1]), NULL, 7, &completion, &stats),
+                     0);
     assert_int_equal(stats.completion_tokens, 7);
     assert_memory_equal(completion.data, "kept:", 5);
     /* a prefix of the longer completion: a limit only cuts */
@@ -414,6 +419,88 @@ static void test_open_errors_and_owned_model(void **state)
     free(tokenizer_path), free(missing), free(model_path);
 }
 
+/* ---- second opinions ---- */
+
+/* The runner-up of a row of logits by a plain sort's rule: the highest
+ * value but the best's, the lowest id among equals. */
+static uint32_t runner_up_of(const float *logits, uint32_t vocabulary, uint32_t best)
+{
+    uint32_t second = best == 0 ? 1 : 0;
+    for (uint32_t token = 0; token < vocabulary; token++)
+        if (token != best && logits[token] > logits[second])
+            second = token;
+    return second;
+}
+
+static void test_branches_take_the_runner_up_where_the_model_hesitated(void **state)
+{
+    fixture *f = *state;
+    enum { TOKENS = 12, CHOICES = 4 };
+    uint32_t vocabulary = lf_generate_model_transformer(f->model)->config.vocab_size;
+    lf_generator *generator, *checker, *one_row;
+    assert_int_equal(lf_generator_new(f->model, 0, &generator), 0);
+    assert_int_equal(lf_generator_new(f->model, 0, &checker), 0);
+    assert_int_equal(lf_generator_new(f->model, 1, &one_row), 0);
+    lf_buffer greedy = complete(generator, prompts[1], TOKENS, NULL);
+    lf_generate_branch choices[CHOICES + 1];
+    assert_int_equal(lf_generate_doubtful_choices(generator, CHOICES, choices), CHOICES);
+    for (size_t i = 0; i < CHOICES; i++) {
+        const lf_generate_branch *choice = &choices[i];
+        assert_true(choice->position < TOKENS);
+        if (i > 0) /* closest first, the earlier among equals */
+            assert_true(choice->margin > choices[i - 1].margin ||
+                        (choice->margin == choices[i - 1].margin &&
+                         choice->position > choices[i - 1].position));
+        /* the logits that chose token `position` of the greedy completion */
+        lf_buffer through = complete(checker, prompts[1], choice->position + 1, NULL);
+        lf_buffer_free(&through);
+        const float *logits = lf_generate_last_logits(checker);
+        uint32_t best = 0;
+        for (uint32_t token = 1; token < vocabulary; token++)
+            if (logits[token] > logits[best])
+                best = token;
+        assert_int_equal(choice->token, runner_up_of(logits, vocabulary, best));
+        assert_true(choice->margin == logits[best] - logits[choice->token]);
+
+        /* the branch: the greedy prefix, the runner-up, then greedy again,
+         * the same whether the prefix is fed at once or token by token */
+        float *prompt_logits = malloc(vocabulary * sizeof *prompt_logits);
+        lf_token_array expected = reference_completion(f->model, prompts[1], choice, TOKENS,
+                                                       prompt_logits);
+        lf_buffer expected_bytes = {0}, branched = {0}, branched_by_one = {0};
+        assert_int_equal(lf_tokenizer_decode(f->tokenizer, expected.ids, expected.count,
+                                             &expected_bytes, NULL), 0);
+        lf_generate_stats stats;
+        assert_int_equal(lf_generate_complete(generator, (const uint8_t *)prompts[1],
+                                              strlen(prompts[1]), choice, TOKENS, &branched, &stats),
+                         0);
+        assert_int_equal(stats.completion_tokens, expected.count);
+        assert_buffers_equal(&branched, &expected_bytes);
+        lf_buffer one_row_greedy = complete(one_row, prompts[1], TOKENS, NULL);
+        assert_buffers_equal(&one_row_greedy, &greedy);
+        assert_int_equal(lf_generate_complete(one_row, (const uint8_t *)prompts[1],
+                                              strlen(prompts[1]), choice, TOKENS, &branched_by_one,
+                                              NULL),
+                         0);
+        assert_buffers_equal(&branched_by_one, &expected_bytes);
+        assert_false(branched.length == greedy.length &&
+                     memcmp(branched.data, greedy.data, greedy.length) == 0);
+        lf_buffer_free(&expected_bytes), lf_buffer_free(&branched), lf_buffer_free(&branched_by_one);
+        lf_buffer_free(&one_row_greedy);
+        lf_token_array_free(&expected);
+        free(prompt_logits);
+    }
+    /* branches do not replace the greedy completion they start from */
+    assert_int_equal(lf_generate_doubtful_choices(generator, CHOICES + 1, choices), CHOICES + 1);
+    lf_buffer none = {0};
+    lf_generate_branch past = {.position = TOKENS, .token = choices[0].token};
+    assert_int_equal(lf_generate_complete(generator, (const uint8_t *)prompts[1],
+                                          strlen(prompts[1]), &past, TOKENS + 5, &none, NULL),
+                     -EINVAL);
+    lf_buffer_free(&greedy), lf_buffer_free(&none);
+    lf_generator_free(generator), lf_generator_free(checker), lf_generator_free(one_row);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_stops_at_end_of_text),
         cmocka_unit_test(test_ties_go_to_the_lowest_id),
         cmocka_unit_test(test_open_errors_and_owned_model),
+        cmocka_unit_test(test_branches_take_the_runner_up_where_the_model_hesitated),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
