@@ -25,7 +25,7 @@ static void print_usage(FILE *stream)
 {
     fprintf(stream,
             "usage: llmfuse eval MODEL.gguf DATA.jsonl [--limit N] [--threads N] [--max-tokens N]\n"
-            "                    [--mismatches FILE]\n\n"
+            "                    [--mismatches FILE] [--retries N]\n\n"
             "Completes every example's prompt greedily with the model and compares the\n"
             "completion with the expected one, byte for byte. DATA is what 'llmfuse gen'\n"
             "writes: lines with \"prompt\" and \"completion\" (\"completion_encoding\":\n"
@@ -34,11 +34,18 @@ static void print_usage(FILE *stream)
             "  --threads N     examples completed at once [one per CPU]; never changes a result\n"
             "  --max-tokens N  longest completion in tokens [the model's context]\n"
             "  --mismatches FILE  writes each example not matched exactly as a JSON line:\n"
-            "                  its line number, op, prompt, expected and model completion\n\n"
+            "                  its line number, op, prompt, expected and model completion\n"
+            "  --retries N     also measures what the engine's second opinions would do\n"
+            "                  (llmfuse mount --retries): after a W completion that is\n"
+            "                  neither an error nor a parsing state, up to N completions\n"
+            "                  branching at its most doubtful tokens; the first valid one\n"
+            "                  counts, in a line of its own (the table stays greedy)\n\n"
             "Prints per operation and per kind (R, W) the examples, exact ones and mean\n"
             "latency; how many write completions that should be an XML state parse as one;\n"
             "latency and speed. The last line is 'exact: P%% (K/N)'.\n");
 }
+
+enum { MOST_RETRIES = 64 };
 
 /* ---- examples ------------------------------------------------------------ */
 
@@ -200,6 +207,9 @@ typedef struct outcome {
     lf_buffer completion; /* kept only when a mismatch file is wanted */
     bool exact;
     bool valid_state; /* expects_state examples: the completion parses as XML */
+    /* --retries: the greedy W completion was invalid; a second opinion
+     * was valid; and exact */
+    bool invalid, set_valid, set_exact;
     double milliseconds;
     size_t prompt_tokens, completion_tokens;
 } outcome;
@@ -210,7 +220,7 @@ typedef struct evaluation {
     const lf_generate_model *model;
     const example_set *examples;
     outcome *outcomes;
-    uint32_t max_tokens;
+    uint32_t max_tokens, retries;
     bool keep_completions;
     pthread_mutex_t lock;
     lf_generator **generators; /* one per thread */
@@ -248,23 +258,59 @@ static bool parses_as_state(const lf_buffer *text)
     return valid;
 }
 
+static bool same_bytes(const lf_buffer *a, const lf_buffer *b)
+{
+    return a->length == b->length && (a->length == 0 || memcmp(a->data, b->data, a->length) == 0);
+}
+
+/* What the engine accepts from a change, short of knowing the operation:
+ * an error, or a state that parses (the engine also checks which paths
+ * changed). */
+static bool valid_change(const lf_buffer *completion)
+{
+    static const char error[] = "ERROR: E";
+    return (completion->length > sizeof error - 1 &&
+            memcmp(completion->data, error, sizeof error - 1) == 0) ||
+           parses_as_state(completion);
+}
+
+/* After an invalid W completion, the second opinions of the engine. */
+static int64_t second_opinions(lf_generator *generator, const example *item, uint32_t max_tokens,
+                               uint32_t retries, outcome *result)
+{
+    lf_generate_branch branches[MOST_RETRIES];
+    size_t count = lf_generate_doubtful_choices(generator, retries, branches);
+    lf_buffer completion = {0};
+    int64_t status = 0;
+    for (size_t i = 0; status == 0 && i < count && !result->set_valid; i++) {
+        completion.length = 0;
+        status = lf_generate_complete(generator, (const uint8_t *)item->prompt, item->prompt_size,
+                                      &branches[i], max_tokens, &completion, NULL);
+        result->set_valid = status == 0 && valid_change(&completion);
+        result->set_exact = result->set_valid && same_bytes(&completion, &item->expected);
+    }
+    lf_buffer_free(&completion);
+    return status;
+}
+
 static int64_t complete_one(lf_generator *generator, const example *item, uint32_t max_tokens,
-                            bool keep_completion, outcome *result)
+                            uint32_t retries, bool keep_completion, outcome *result)
 {
     lf_buffer completion = {0};
     double start = now_milliseconds();
     lf_generate_stats stats;
     int64_t status = lf_generate_complete(generator, (const uint8_t *)item->prompt,
-                                          item->prompt_size, max_tokens, &completion, &stats);
+                                          item->prompt_size, NULL, max_tokens, &completion, &stats);
     result->milliseconds = now_milliseconds() - start;
     if (status == 0) {
         result->prompt_tokens = stats.prompt_tokens;
         result->completion_tokens = stats.completion_tokens;
-        result->exact = completion.length == item->expected.length &&
-                        (completion.length == 0 ||
-                         memcmp(completion.data, item->expected.data, completion.length) == 0);
+        result->exact = same_bytes(&completion, &item->expected);
         result->valid_state = item->expects_state && parses_as_state(&completion);
+        result->invalid = retries && item->kind == 'W' && !valid_change(&completion);
     }
+    if (status == 0 && result->invalid)
+        status = second_opinions(generator, item, max_tokens, retries, result);
     if (status == 0 && keep_completion && !result->exact)
         result->completion = completion;
     else
@@ -281,18 +327,19 @@ static int64_t run_example(void *context, size_t job)
         status = lf_generator_new(run->model, 0, &run->generators[index]);
     if (status == 0)
         status = complete_one(run->generators[index], &run->examples->items[job], run->max_tokens,
-                              run->keep_completions, &run->outcomes[job]);
+                              run->retries, run->keep_completions, &run->outcomes[job]);
     return_generator(run, index);
     return status;
 }
 
 /* Completes every example on `threads` threads; *seconds is the wall time. */
 static int64_t evaluate(const lf_generate_model *model, const example_set *examples,
-                        uint32_t max_tokens, bool keep_completions, unsigned threads,
-                        outcome *outcomes, double *seconds)
+                        uint32_t max_tokens, uint32_t retries, bool keep_completions,
+                        unsigned threads, outcome *outcomes, double *seconds)
 {
     evaluation run = {.model = model, .examples = examples, .outcomes = outcomes,
-                      .max_tokens = max_tokens, .keep_completions = keep_completions};
+                      .max_tokens = max_tokens, .retries = retries,
+                      .keep_completions = keep_completions};
     run.generators = calloc(threads, sizeof *run.generators);
     run.idle = malloc(threads * sizeof *run.idle);
     if (!run.generators || !run.idle) {
@@ -386,10 +433,13 @@ static int compare_doubles(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Valid states, latency, speed and the exact rate, last. */
-static int64_t print_summary(const example_set *examples, const outcome *outcomes, double seconds)
+/* Valid states, latency, speed, what second opinions did (with
+ * --retries) and the exact rate, last. */
+static int64_t print_summary(const example_set *examples, const outcome *outcomes,
+                             uint32_t retries, double seconds)
 {
     size_t count = examples->count, states = 0, valid = 0, exact = 0;
+    size_t invalid = 0, set_valid = 0, set_exact = 0;
     size_t prompt_tokens = 0, completion_tokens = 0;
     double *latencies = malloc(count * sizeof *latencies), total = 0;
     if (!latencies)
@@ -398,6 +448,9 @@ static int64_t print_summary(const example_set *examples, const outcome *outcome
         states += examples->items[i].expects_state;
         valid += outcomes[i].valid_state;
         exact += outcomes[i].exact;
+        invalid += outcomes[i].invalid;
+        set_valid += outcomes[i].set_valid;
+        set_exact += outcomes[i].set_exact;
         prompt_tokens += outcomes[i].prompt_tokens;
         completion_tokens += outcomes[i].completion_tokens;
         latencies[i] = outcomes[i].milliseconds;
@@ -411,6 +464,11 @@ static int64_t print_summary(const example_set *examples, const outcome *outcome
     printf("speed: %.2f examples/s, %.0f tokens/s (%zu prompt + %zu generated tokens in %.2f s)\n",
            (double)count / seconds, (double)(prompt_tokens + completion_tokens) / seconds,
            prompt_tokens, completion_tokens, seconds);
+    if (retries)
+        printf("second opinions (--retries %" PRIu32 "): %zu invalid W answers, %zu made valid, "
+               "%zu of them exact; exact with them: %.1f%% (%zu/%zu)\n",
+               retries, invalid, set_valid, set_exact, percent(exact + set_exact, count),
+               exact + set_exact, count);
     printf("exact: %.1f%% (%zu/%zu)\n", percent(exact, count), exact, count);
     free(latencies);
     return 0;
@@ -467,6 +525,7 @@ static int64_t write_mismatches(const char *path, const example_set *examples,
 typedef struct options {
     const char *model_path, *data_path, *mismatches_path;
     uint64_t limit, threads, max_tokens; /* max_tokens 0: the model's context */
+    uint64_t retries;
 } options;
 
 /* A whole number of at least 1. */
@@ -491,6 +550,7 @@ static int parse_options(int argc, char **argv, options *chosen, bool *done)
                                                  {"threads", required_argument, NULL, 'j'},
                                                  {"max-tokens", required_argument, NULL, 'm'},
                                                  {"mismatches", required_argument, NULL, 'x'},
+                                                 {"retries", required_argument, NULL, 'r'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {0}};
     *chosen = (options){.limit = UINT64_MAX, .threads = lf_parallel_default_threads()};
@@ -504,6 +564,13 @@ static int parse_options(int argc, char **argv, options *chosen, bool *done)
         case 'j': ok = parse_count(optarg, "--threads", &chosen->threads); break;
         case 'm': ok = parse_count(optarg, "--max-tokens", &chosen->max_tokens); break;
         case 'x': chosen->mismatches_path = optarg; break;
+        case 'r':
+            ok = parse_count(optarg, "--retries", &chosen->retries);
+            if (ok && chosen->retries > MOST_RETRIES) {
+                fprintf(stderr, "llmfuse eval: --retries is at most %d\n", MOST_RETRIES);
+                ok = false;
+            }
+            break;
         case 'h': print_usage(stdout); return LF_EXIT_OK;
         default: print_usage(stderr); return LF_EXIT_ERROR;
         }
@@ -535,15 +602,16 @@ static int64_t evaluate_and_report(const lf_generate_model *model, const options
     if (status == 0) {
         uint32_t context = lf_generate_model_transformer(model)->config.context_length;
         uint32_t max_tokens = chosen->max_tokens ? (uint32_t)chosen->max_tokens : context;
-        status = evaluate(model, &examples, max_tokens, chosen->mismatches_path != NULL,
-                          (unsigned)chosen->threads, outcomes, &seconds);
+        status = evaluate(model, &examples, max_tokens, (uint32_t)chosen->retries,
+                          chosen->mismatches_path != NULL, (unsigned)chosen->threads, outcomes,
+                          &seconds);
     }
     if (status == 0 && chosen->mismatches_path)
         status = write_mismatches(chosen->mismatches_path, &examples, outcomes, diagnostic);
     if (status == 0)
         status = print_table(&examples, outcomes);
     if (status == 0)
-        status = print_summary(&examples, outcomes, seconds);
+        status = print_summary(&examples, outcomes, (uint32_t)chosen->retries, seconds);
     for (size_t i = 0; outcomes && i < examples.count; i++)
         lf_buffer_free(&outcomes[i].completion);
     free(outcomes);

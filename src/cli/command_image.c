@@ -33,6 +33,7 @@ typedef struct image_options {
     uint64_t pack_kib; /* mkfs --pack-size */
     const char *engine, *state, *record; /* mount --engine=KIND [--state FILE] [--record FILE] */
     bool verify;
+    unsigned retries; /* mount --engine=model --retries N */
 } image_options;
 
 enum {
@@ -44,6 +45,7 @@ enum {
     OPTION_STATE,
     OPTION_VERIFY,
     OPTION_RECORD,
+    OPTION_RETRIES,
 };
 
 static const struct option long_options[] = {
@@ -59,6 +61,7 @@ static const struct option long_options[] = {
     {"state", required_argument, NULL, OPTION_STATE},
     {"verify", no_argument, NULL, OPTION_VERIFY},
     {"record", required_argument, NULL, OPTION_RECORD},
+    {"retries", required_argument, NULL, OPTION_RETRIES},
     {"help", no_argument, NULL, 'h'},
     {0},
 };
@@ -99,7 +102,8 @@ static int parse_flags(int argc, char **argv, const char *usage, image_options *
                        int *exit_status)
 {
     *options = (image_options){.cache_megabytes = 256, .commit_interval = 30,
-                               .pack_kib = LF_IMAGE_PACK_SIZE / 1024};
+                               .pack_kib = LF_IMAGE_PACK_SIZE / 1024,
+                               .retries = LF_ENGINE_RETRIES};
     *exit_status = LF_EXIT_ERROR;
     optind = 1;
     int option;
@@ -128,12 +132,15 @@ static int parse_flags(int argc, char **argv, const char *usage, image_options *
         case OPTION_CACHE:
         case OPTION_COMMIT:
         case OPTION_PACK:
+        case OPTION_RETRIES:
             if (!parse_count(optarg, &number) || number > 1u << 20 ||
-                (option == OPTION_PACK && number > 16384)) {
+                (option == OPTION_PACK && number > 16384) ||
+                (option == OPTION_RETRIES && number > LF_ENGINE_RETRIES_MAX)) {
                 fprintf(stderr, "llmfuse %s: '%s' is not a valid number for --%s\n", argv[0],
                         optarg, option == OPTION_THREADS ? "threads"
                                 : option == OPTION_CACHE ? "cache-size"
-                                : option == OPTION_PACK  ? "pack-size" : "commit-interval");
+                                : option == OPTION_PACK  ? "pack-size"
+                                : option == OPTION_RETRIES ? "retries" : "commit-interval");
                 return -1;
             }
             if (option == OPTION_THREADS)
@@ -142,6 +149,8 @@ static int parse_flags(int argc, char **argv, const char *usage, image_options *
                 options->cache_megabytes = number;
             else if (option == OPTION_PACK)
                 options->pack_kib = number;
+            else if (option == OPTION_RETRIES)
+                options->retries = (unsigned)number;
             else
                 options->commit_interval = (unsigned)number;
             break;
@@ -280,7 +289,7 @@ static const char mount_usage[] =
     "usage: llmfuse mount IMAGE MNT [-f] [-o OPTIONS] [-m MODEL] [--cache-size MB]\n"
     "                     [--commit-interval S] [--pack-size KIB]\n"
     "       llmfuse mount --engine=model|exact [-m MODEL] [--state FILE] [--verify]\n"
-    "                     [--record FILE.jsonl] [-f] [-o OPTIONS] MNT\n"
+    "                     [--retries N] [--record FILE.jsonl] [-f] [-o OPTIONS] MNT\n"
     "Mounts a compressed filesystem image read-write.  Files are decoded on first\n"
     "access; changes are written back to IMAGE (a new image beside it, renamed over\n"
     "it) on fsync, every commit interval and at unmount.  Unmount with\n"
@@ -298,6 +307,10 @@ static const char mount_usage[] =
     "  --state FILE            load the state (XML, or LM-compressed when it ends in\n"
     "                          .llmz) and save it at fsync and unmount\n"
     "  --verify                compute the exact answers too and report divergences\n"
+    "  --retries N             after an invalid answer to a change, up to N second\n"
+    "                          opinions: the model's completion again, taking its\n"
+    "                          runner-up token where it hesitated most; the first\n"
+    "                          valid one answers (default 4, at most 16; 0: EIO)\n"
     "  --record FILE.jsonl     append each operation's prompt and exact completion\n"
     "                          as a dataset line ('llmfuse eval' reads them)\n";
 
@@ -309,6 +322,7 @@ static int mount_engine(const image_options *options, const char *mountpoint)
         .state_path = options->state,
         .verify = options->verify,
         .record_path = options->record,
+        .retries = options->retries,
         .mount_options = options->mount_options.length ? (const char *)options->mount_options.data : NULL,
         .foreground = options->foreground,
     };

@@ -44,7 +44,7 @@ typedef struct engine_fs {
     lf_tree *tree;           /* the same, parsed: getattr's answers */
     FILE *record;            /* --record, or NULL */
     bool record_failure_reported;
-    uint64_t operations, invalid, divergences;
+    uint64_t operations, invalid, recovered, divergences;
 } engine_fs;
 
 static engine_fs *current(void) { return fuse_get_context()->private_data; }
@@ -114,55 +114,79 @@ static void record_example(engine_fs *self, const lf_sim_operation *operation,
     lf_buffer_free(&line);
 }
 
-/* The completion for an operation: the model's, or the exact one.  With
- * --verify, the model's is compared with the exact one; with --record, the
- * exact one is recorded. */
-static int64_t ask(engine_fs *self, const lf_sim_operation *operation, lf_buffer *completion)
+/* An operation put to the engine: its prompt, and the exact answer when
+ * --verify or --record wants it. */
+typedef struct question {
+    const lf_sim_operation *operation;
+    lf_buffer prompt, exact;
+} question;
+
+static void question_free(question *asked)
+{
+    lf_buffer_free(&asked->prompt);
+    lf_buffer_free(&asked->exact);
+}
+
+/* Puts an operation to the engine: the prompt, the exact answer where it
+ * is wanted (recorded with --record), and the first completion: the
+ * model's greedy one, or the exact one. */
+static int64_t ask(engine_fs *self, const lf_sim_operation *operation, question *asked,
+                   lf_buffer *completion)
 {
     self->operations++;
+    *asked = (question){.operation = operation};
     int64_t result = 0, status = 0;
-    lf_buffer exact = {0}, prompt = {0};
     bool model = self->config->kind == LF_ENGINE_MODEL;
     if (!model || self->config->verify || self->record)
-        status = lf_sim_exact_completion(self->state.data, self->state.length, operation, &exact,
-                                         &result, NULL);
+        status = lf_sim_exact_completion(self->state.data, self->state.length, operation,
+                                         &asked->exact, &result, NULL);
     if (status == 0)
-        status = format_prompt(self, operation, &prompt);
+        status = format_prompt(self, operation, &asked->prompt);
     if (status == 0 && self->record)
-        record_example(self, operation, &prompt, &exact, result);
-    if (status == 0 && !model) {
-        *completion = exact;
-        exact = (lf_buffer){0};
-    } else if (status == 0) {
-        status = lf_generate_complete(self->generator, prompt.data, prompt.length,
-                                      MAX_COMPLETION_TOKENS, completion, NULL);
-    }
-    if (status == 0 && model && self->config->verify &&
-        (completion->length != exact.length || memcmp(completion->data, exact.data, exact.length))) {
-        self->divergences++;
-        lf_buffer line = {0};
-        lf_sim_opline_format(operation, &line);
-        say(self, "verify: divergence at %s: the model answered '%.*s'%s, the exact answer is '%.*s'%s",
-            lf_buffer_string(&line), logged_length(completion), (const char *)completion->data,
-            completion->length > LOGGED_ANSWER_BYTES ? "..." : "", logged_length(&exact),
-            (const char *)exact.data, exact.length > LOGGED_ANSWER_BYTES ? "..." : "");
-        lf_buffer_free(&line);
-    }
-    lf_buffer_free(&prompt);
-    lf_buffer_free(&exact);
+        record_example(self, operation, &asked->prompt, &asked->exact, result);
+    if (status == 0 && !model)
+        status = lf_buffer_append(completion, asked->exact.data, asked->exact.length);
+    else if (status == 0)
+        status = lf_generate_complete(self->generator, asked->prompt.data, asked->prompt.length,
+                                      NULL, MAX_COMPLETION_TOKENS, completion, NULL);
     return status;
 }
 
-static int invalid_answer(engine_fs *self, const lf_sim_operation *operation,
-                          const lf_buffer *completion, const char *why)
+/* With --verify, reports the answer the engine settled on when it is not
+ * the exact one. */
+static void verify(engine_fs *self, const question *asked, const lf_buffer *completion)
 {
-    self->invalid++;
+    const lf_buffer *exact = &asked->exact;
+    if (self->config->kind != LF_ENGINE_MODEL || !self->config->verify ||
+        (completion->length == exact->length &&
+         (exact->length == 0 || memcmp(completion->data, exact->data, exact->length) == 0)))
+        return;
+    self->divergences++;
+    lf_buffer line = {0};
+    lf_sim_opline_format(asked->operation, &line);
+    say(self, "verify: divergence at %s: the model answered '%.*s'%s, the exact answer is '%.*s'%s",
+        lf_buffer_string(&line), logged_length(completion), (const char *)completion->data,
+        completion->length > LOGGED_ANSWER_BYTES ? "..." : "", logged_length(exact),
+        (const char *)exact->data, exact->length > LOGGED_ANSWER_BYTES ? "..." : "");
+    lf_buffer_free(&line);
+}
+
+static void log_invalid(const engine_fs *self, const lf_sim_operation *operation,
+                        const lf_buffer *completion, const char *why)
+{
     lf_buffer line = {0};
     lf_sim_opline_format(operation, &line);
     say(self, "invalid answer to %s (%s): '%.*s'%s", lf_buffer_string(&line), why,
         logged_length(completion), (const char *)completion->data,
         completion->length > LOGGED_ANSWER_BYTES ? "..." : "");
     lf_buffer_free(&line);
+}
+
+static int invalid_answer(engine_fs *self, const lf_sim_operation *operation,
+                          const lf_buffer *completion, const char *why)
+{
+    self->invalid++;
+    log_invalid(self, operation, completion, why);
     return -EIO;
 }
 
@@ -225,13 +249,17 @@ static int64_t check_change(void *context, const char *path)
     return 1;
 }
 
-/* Parses and checks a new state; on success it replaces the current one. */
-static int adopt_state(engine_fs *self, const lf_sim_operation *operation, const lf_buffer *completion)
+/* Parses and checks a new state; on success it replaces the current one.
+ * Returns 0, 1 for an invalid state (*why says why), or -ENOMEM. */
+static int adopt_state(engine_fs *self, const lf_sim_operation *operation,
+                       const lf_buffer *completion, char *why, size_t why_size)
 {
     lf_tree *tree = NULL;
     lf_diagnostic diagnostic = {0};
-    if (lf_xml_parse(completion->data, completion->length, 0, &tree, &diagnostic) < 0)
-        return invalid_answer(self, operation, completion, diagnostic.message);
+    if (lf_xml_parse(completion->data, completion->length, 0, &tree, &diagnostic) < 0) {
+        snprintf(why, why_size, "%s", diagnostic.message);
+        return 1;
+    }
     lf_buffer canonical = {0};
     change_check *check = calloc(1, sizeof *check);
     int status = !check || lf_xml_write(tree, 0, &canonical, NULL) < 0 ? -ENOMEM : 0;
@@ -241,10 +269,9 @@ static int adopt_state(engine_fs *self, const lf_sim_operation *operation, const
         if (outside < 0)
             status = (int)outside;
         else if (outside > 0) {
-            char why[160];
-            snprintf(why, sizeof why, "the state changed at '%.100s', which the operation does not name",
+            snprintf(why, why_size, "the state changed at '%.100s', which the operation does not name",
                      check->outside);
-            status = invalid_answer(self, operation, completion, why);
+            status = 1;
         }
     }
     if (status == 0) {
@@ -261,31 +288,71 @@ static int adopt_state(engine_fs *self, const lf_sim_operation *operation, const
     return status;
 }
 
-/* Runs a write-kind operation: an error, or a new state. */
+/* Acts on an answer to a change: 0 when its new state was adopted, the
+ * -errno it answered, or 1 when it is invalid (logged). */
+static int take_change(engine_fs *self, const lf_sim_operation *operation, const lf_buffer *completion)
+{
+    lf_diagnostic invalid = {0};
+    int outcome = error_of(completion);
+    if (outcome == 1)
+        snprintf(invalid.message, sizeof invalid.message, "not an errno name");
+    else if (outcome == 0)
+        outcome = adopt_state(self, operation, completion, invalid.message, sizeof invalid.message);
+    if (outcome == 1)
+        log_invalid(self, operation, completion, invalid.message);
+    return outcome;
+}
+
+/* Runs a write-kind operation: an error, or a new state.  After an invalid
+ * answer, the model is asked again on its most doubtful choices. */
 static int run_change(lf_sim_operation *operation)
 {
     engine_fs *self = current();
     operation->now = lf_sim_virtual_now(self->tree);
+    question asked;
     lf_buffer completion = {0};
-    int64_t status = ask(self, operation, &completion);
-    int error = status < 0 ? (int)status : error_of(&completion);
-    if (error == 1)
-        error = invalid_answer(self, operation, &completion, "not an errno name");
-    else if (error == 0)
-        error = adopt_state(self, operation, &completion);
+    lf_generate_branch branches[LF_ENGINE_RETRIES_MAX];
+    size_t branch_count = 0;
+    int64_t status = ask(self, operation, &asked, &completion);
+    if (status == 0 && self->config->kind == LF_ENGINE_MODEL)
+        branch_count = lf_generate_doubtful_choices(
+            self->generator, self->config->retries < LF_ENGINE_RETRIES_MAX ? self->config->retries
+                                                                          : LF_ENGINE_RETRIES_MAX,
+            branches);
+    int outcome = status < 0 ? (int)status : take_change(self, operation, &completion);
+    for (size_t retry = 0; outcome == 1 && retry < branch_count; retry++) {
+        completion.length = 0;
+        status = lf_generate_complete(self->generator, asked.prompt.data, asked.prompt.length,
+                                      &branches[retry], MAX_COMPLETION_TOKENS, &completion, NULL);
+        outcome = status < 0 ? (int)status : take_change(self, operation, &completion);
+        if (outcome != 1) {
+            self->recovered++;
+            say(self, "second opinion %zu of %zu (the runner-up at completion token %u) answers it",
+                retry + 1, branch_count, branches[retry].position);
+        }
+    }
+    if (outcome == 1) {
+        self->invalid++;
+        outcome = -EIO;
+    }
+    verify(self, &asked, &completion);
+    question_free(&asked);
     lf_buffer_free(&completion);
     lf_sim_operation_free(operation);
-    return error;
+    return outcome;
 }
 
 /* Runs a read-kind operation: the completion, or an error. */
 static int run_read(lf_sim_operation *operation, lf_buffer *completion)
 {
     engine_fs *self = current();
-    int64_t status = ask(self, operation, completion);
+    question asked;
+    int64_t status = ask(self, operation, &asked, completion);
     int error = status < 0 ? (int)status : error_of(completion);
     if (error == 1)
         error = invalid_answer(self, operation, completion, "not an errno name");
+    verify(self, &asked, completion);
+    question_free(&asked);
     return error;
 }
 
@@ -694,10 +761,11 @@ int64_t lf_engine_fs_serve(const lf_engine_fs_config *config, const char *mountp
     status = lf_fuse_serve(&operations, &self, mountpoint, &options, diagnostic);
     if (save_state(&self) < 0 && status == 0)
         status = lf_fail(diagnostic, -EIO, "the state could not be saved");
-    if (config->verify || self.invalid)
-        say(&self, "%llu operations, %llu invalid answers, %llu divergences from the exact answers",
+    if (config->verify || self.invalid || self.recovered)
+        say(&self, "%llu operations, %llu invalid answers (%llu more set right by second opinions), "
+                   "%llu divergences from the exact answers",
             (unsigned long long)self.operations, (unsigned long long)self.invalid,
-            (unsigned long long)self.divergences);
+            (unsigned long long)self.recovered, (unsigned long long)self.divergences);
     close_engine(&self);
     return status;
 }

@@ -8,8 +8,9 @@
  * the form of one (a JSON list of names, bytes within the size asked...),
  * a new state must parse with the strict parser and differ from the old one
  * only at the paths the operation names (and their parent directories'
- * times).  An invalid answer fails the operation with EIO, leaves the state
- * as it was, and is logged.  getattr is answered from the validated state,
+ * times).  An invalid answer is logged; a change then gets a few second
+ * opinions (retries), and fails with EIO, the state as it was, when none
+ * is valid.  getattr is answered from the validated state,
  * as the seed did: `ls -l` on a directory costs one model call, not one
  * per entry. */
 #ifndef LLMFUSE_FUSE_ENGINE_FS_H
@@ -24,6 +25,9 @@ typedef enum lf_engine_kind {
     LF_ENGINE_EXACT, /* the simulator's exact answers: the reference the model is measured by */
 } lf_engine_kind;
 
+/* Second opinions after an invalid answer (lf_engine_fs_config.retries). */
+enum { LF_ENGINE_RETRIES = 4, LF_ENGINE_RETRIES_MAX = 16 };
+
 typedef struct lf_engine_fs_config {
     lf_engine_kind kind;
     const char *model_path; /* GGUF file (LF_ENGINE_MODEL) */
@@ -34,6 +38,12 @@ typedef struct lf_engine_fs_config {
     /* Also computes the exact answer of every operation and reports each
      * divergence (and a count at unmount). */
     bool verify;
+    /* After an invalid answer to a change (LF_ENGINE_MODEL), up to this
+     * many second opinions, at most LF_ENGINE_RETRIES_MAX: the completion
+     * again, branching from the greedy one at one of its most doubtful
+     * tokens (lf_generate_doubtful_choices), most doubtful first; the first
+     * valid one answers.  0: the greedy answer or EIO. */
+    unsigned retries;
     /* Appends each operation's prompt and exact completion to this file as
      * a dataset line (docs/FORMAT.md §4): what real programs ask of a
      * filesystem, for `llmfuse eval` or fine-tuning.  NULL: no record. */

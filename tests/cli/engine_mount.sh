@@ -56,7 +56,7 @@ unmount
 $expected
 --- engine
 $actual"
-grep -q ' 0 invalid answers, 0 divergences' "$scratch/engine.log" || fail "verify: $(cat "$scratch/engine.log")"
+grep -Eq ' 0 invalid answers \([0-9]+ more set right by second opinions\), 0 divergences' "$scratch/engine.log" || fail "verify: $(cat "$scratch/engine.log")"
 "$llmfuse" xml --check "$scratch/state.xml" >/dev/null || fail "the saved state does not parse"
 grep -q 'path="notes/link" name="link"' "$scratch/state.xml" || fail "the state lacks the link: $(cat "$scratch/state.xml")"
 
@@ -98,12 +98,16 @@ echo '{"context_length": 64, "embedding_length": 32, "block_count": 1, "head_cou
  "head_count_kv": 2, "feed_forward_length": 32}' >"$scratch/shape.json"
 "$llmfuse" model init --config "$scratch/shape.json" --tokenizer "$scratch/tok.gguf" --seed 5 \
   -o "$scratch/random.gguf" >/dev/null
-serve --engine=model -m "$scratch/random.gguf" --state "$scratch/state.xml"
+serve --engine=model -m "$scratch/random.gguf" --state "$scratch/state.xml" --retries 2
 mkdir "$mnt/x" 2>"$scratch/mkdir.err" && fail "mkdir succeeded on nonsense"
 grep -q 'Input/output error' "$scratch/mkdir.err" || fail "mkdir: $(cat "$scratch/mkdir.err")"
 [ -d "$mnt/notes" ] || fail "getattr no longer answers from the state"
 unmount
-grep -q 'invalid answer to mkdir' "$scratch/engine.log" || fail "no log line: $(cat "$scratch/engine.log")"
+# the greedy answer and two second opinions, each logged; one operation failed
+[ "$(grep -c 'invalid answer to mkdir' "$scratch/engine.log")" = 3 ] ||
+  fail "not three answers to mkdir: $(cat "$scratch/engine.log")"
+grep -q ' 1 invalid answers (0 more set right by second opinions)' "$scratch/engine.log" ||
+  fail "no summary: $(cat "$scratch/engine.log")"
 cmp -s "$scratch/state.xml" "$scratch/before.xml" || fail "the state changed after invalid answers"
 
 # The recorded session is an eval set.
@@ -125,6 +129,6 @@ $expected
 --- model
 $actual
 $(cat "$scratch/engine.log")"
-  grep -q ' 0 invalid answers, 0 divergences' "$scratch/engine.log" || fail "verify: $(cat "$scratch/engine.log")"
+  grep -Eq ' 0 invalid answers \([0-9]+ more set right by second opinions\), 0 divergences' "$scratch/engine.log" || fail "verify: $(cat "$scratch/engine.log")"
 fi
 echo "engine mount: ok"
