@@ -19,6 +19,7 @@
 #include "common/file.h"
 #include "common/parallel.h"
 #include "model/transformer_file.h"
+#include "train/backprop.h"
 #include "train/data.h"
 #include "train/sft.h"
 #include "train/trainer.h"
@@ -486,11 +487,17 @@ static void describe_run(progress_printer *printer, const lf_trainer *trainer, b
     const lf_train_settings *settings = lf_trainer_settings(trainer);
     lf_train_data_summary data;
     lf_trainer_describe(trainer, &data);
+    bool slow_blas;
+    const char *blas = lf_train_blas_kernels(&slow_blas);
     say(printer, "%s at step %" PRIu64 " of %" PRIu64 ": %zu parameters, batch %u x %u tokens, "
-        "lr %g, warmup %" PRIu64 "\n",
+        "lr %g, warmup %" PRIu64 ", OpenBLAS %s kernels\n",
         resumed ? "resuming" : "starting", lf_trainer_step_count(trainer), settings->steps,
         lf_transformer_parameter_count(&settings->model), settings->batch_rows,
-        settings->sequence_length, settings->learning_rate, settings->warmup_steps);
+        settings->sequence_length, settings->learning_rate, settings->warmup_steps, blas);
+    if (slow_blas)
+        say(printer, "llmfuse train: OpenBLAS does not know this CPU and runs its %s kernels "
+            "without AVX2: set OPENBLAS_CORETYPE=Haswell (SkylakeX with AVX-512) for several "
+            "times the speed\n", blas);
     if (settings->sft)
         say(printer, "examples: %zu for training (%zu longer than %u tokens skipped), %zu held out "
             "(%zu skipped); batches of similar lengths from runs of %u (--group-batches)\n",

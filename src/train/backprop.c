@@ -1,6 +1,7 @@
 #include "train/backprop.h"
 
 #include <cblas.h>
+#include <strings.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -201,6 +202,18 @@ int64_t lf_train_network_create(const lf_transformer_config *config, uint32_t ma
     openblas_set_num_threads((int)threads);
     *network = created;
     return 0;
+}
+
+const char *lf_train_blas_kernels(bool *behind_the_cpu)
+{
+    static const char *const sse_only[] = {"Prescott", "Core2", "Penryn", "Dunnington",
+                                           "Nehalem", "Atom"};
+    const char *name = openblas_get_corename();
+    *behind_the_cpu = false;
+    for (size_t i = 0; name && i < sizeof sse_only / sizeof *sse_only; i++)
+        if (strcasecmp(name, sse_only[i]) == 0)
+            *behind_the_cpu = __builtin_cpu_supports("avx2");
+    return name ? name : "unknown";
 }
 
 void lf_train_network_free(lf_train_network *network)

@@ -18,6 +18,7 @@
 #ifndef LLMFUSE_TRAIN_BACKPROP_H
 #define LLMFUSE_TRAIN_BACKPROP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,14 @@ int64_t lf_train_network_create(const lf_transformer_config *config, uint32_t ma
                                 uint32_t max_length, unsigned threads,
                                 lf_train_network **network);
 void lf_train_network_free(lf_train_network *network);
+
+/* The kernels OpenBLAS chose for this CPU ("Haswell", "SkylakeX"...);
+ * *behind_the_cpu when they are SSE-only kernels on a CPU with AVX2.
+ * OpenBLAS 0.3.21 (Debian 12) takes a CPU model it does not know, such as
+ * a Sapphire Rapids behind a hypervisor, for a Prescott: its SSE3 kernels
+ * ran our training 4x slower there.  OPENBLAS_CORETYPE, read when the
+ * library loads, overrides the choice. */
+const char *lf_train_blas_kernels(bool *behind_the_cpu);
 
 /* Runs the batch through the model whose parameters are in the
  * lf_transformer_tensors layout; fills loss. -EINVAL for a batch larger than
