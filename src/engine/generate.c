@@ -114,8 +114,8 @@ struct lf_generator {
     /* the last greedy completion, and at each of its positions (one more
      * when it ended) the runner-up token: where branches start */
     lf_token_array greedy;
-    lf_generate_branch *choices;
-    size_t choice_count, choice_capacity;
+    lf_buffer choices; /* lf_generate_branch items */
+    size_t choice_count;
 };
 
 void lf_generator_free(lf_generator *generator)
@@ -130,7 +130,7 @@ void lf_generator_free(lf_generator *generator)
     lf_token_array_free(&generator->prompt);
     lf_token_array_free(&generator->completion);
     lf_token_array_free(&generator->greedy);
-    free(generator->choices);
+    lf_buffer_free(&generator->choices);
     lf_generate_model_close(generator->owned_model);
     free(generator);
 }
@@ -215,18 +215,11 @@ static void top_two(const float *logits, uint32_t vocabulary, uint32_t *best, ui
 
 static int64_t record_choice(lf_generator *generator, uint32_t runner_up, float margin)
 {
-    if (generator->choice_count == generator->choice_capacity) {
-        size_t capacity = generator->choice_capacity ? 2 * generator->choice_capacity : 256;
-        lf_generate_branch *grown = realloc(generator->choices, capacity * sizeof *grown);
-        if (!grown)
-            return -ENOMEM;
-        generator->choices = grown;
-        generator->choice_capacity = capacity;
-    }
-    generator->choices[generator->choice_count] = (lf_generate_branch){
-        .position = (uint32_t)generator->choice_count, .token = runner_up, .margin = margin};
-    generator->choice_count++;
-    return 0;
+    lf_generate_branch choice = {.position = (uint32_t)generator->choice_count,
+                                 .token = runner_up, .margin = margin};
+    int64_t status = lf_buffer_append(&generator->choices, &choice, sizeof choice);
+    generator->choice_count += status == 0;
+    return status;
 }
 
 /* Greedy decoding from the last prediction, appending to
@@ -284,8 +277,10 @@ int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, siz
 {
     generator->prompt.count = 0;
     generator->completion.count = 0;
-    if (!branch)
+    if (!branch) {
         generator->choice_count = 0;
+        generator->choices.length = 0;
+    }
     lf_transformer_cache_reset(generator->cache);
     bool ended = false;
     int64_t status = lf_generate_encode_prompt(generator->encoder, prompt, prompt_size,
@@ -319,7 +314,7 @@ size_t lf_generate_doubtful_choices(const lf_generator *generator, size_t count,
     size_t written = 0;
     for (size_t i = 0; i < generator->choice_count; i++) {
         /* insertion into the sorted out[0..written), dropping what falls off */
-        const lf_generate_branch *choice = &generator->choices[i];
+        const lf_generate_branch *choice = (const lf_generate_branch *)generator->choices.data + i;
         size_t at = written;
         while (at > 0 && choice->margin < out[at - 1].margin)
             at--;
