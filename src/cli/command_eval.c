@@ -39,7 +39,8 @@ static void print_usage(FILE *stream)
             "                  (llmfuse mount --retries): after a W completion that is\n"
             "                  neither an error nor a parsing state, up to N completions\n"
             "                  branching at its most doubtful tokens; the first valid one\n"
-            "                  counts, in a line of its own (the table stays greedy)\n\n"
+            "                  (after a broken state, a state) counts, in a line of its\n"
+            "                  own (the table stays greedy)\n\n"
             "Prints per operation and per kind (R, W) the examples, exact ones and mean\n"
             "latency; how many write completions that should be an XML state parse as one;\n"
             "latency and speed. The last line is 'exact: P%% (K/N)'.\n");
@@ -274,9 +275,11 @@ static bool valid_change(const lf_buffer *completion)
            parses_as_state(completion);
 }
 
-/* After an invalid W completion, the second opinions of the engine. */
+/* After an invalid W completion, the second opinions of the engine: the
+ * first valid one counts, and after a broken state only a state does (as
+ * the engine takes them). */
 static int64_t second_opinions(lf_generator *generator, const example *item, uint32_t max_tokens,
-                               uint32_t retries, outcome *result)
+                               uint32_t retries, bool state_wanted, outcome *result)
 {
     lf_generate_branch branches[MOST_RETRIES];
     size_t count = lf_generate_doubtful_choices(generator, retries, branches);
@@ -286,7 +289,8 @@ static int64_t second_opinions(lf_generator *generator, const example *item, uin
         completion.length = 0;
         status = lf_generate_complete(generator, (const uint8_t *)item->prompt, item->prompt_size,
                                       &branches[i], max_tokens, &completion, NULL);
-        result->set_valid = status == 0 && valid_change(&completion);
+        result->set_valid = status == 0 && (state_wanted ? parses_as_state(&completion)
+                                                         : valid_change(&completion));
         result->set_exact = result->set_valid && same_bytes(&completion, &item->expected);
     }
     lf_buffer_free(&completion);
@@ -310,7 +314,8 @@ static int64_t complete_one(lf_generator *generator, const example *item, uint32
         result->invalid = retries && item->kind == 'W' && !valid_change(&completion);
     }
     if (status == 0 && result->invalid)
-        status = second_opinions(generator, item, max_tokens, retries, result);
+        status = second_opinions(generator, item, max_tokens, retries,
+                                 completion.length > 0 && completion.data[0] == '<', result);
     if (status == 0 && keep_completion && !result->exact)
         result->completion = completion;
     else

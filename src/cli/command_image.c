@@ -310,7 +310,8 @@ static const char mount_usage[] =
     "  --retries N             after an invalid answer to a change, up to N second\n"
     "                          opinions: the model's completion again, taking its\n"
     "                          runner-up token where it hesitated most; the first\n"
-    "                          valid one answers (default 4, at most 16; 0: EIO)\n"
+    "                          valid one (a state, after a broken state) answers\n"
+    "                          (default 4, at most 16; 0: EIO at once)\n"
     "  --record FILE.jsonl     append each operation's prompt and exact completion\n"
     "                          as a dataset line ('llmfuse eval' reads them)\n";
 

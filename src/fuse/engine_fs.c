@@ -289,13 +289,22 @@ static int adopt_state(engine_fs *self, const lf_sim_operation *operation,
 }
 
 /* Acts on an answer to a change: 0 when its new state was adopted, the
- * -errno it answered, or 1 when it is invalid (logged). */
-static int take_change(engine_fs *self, const lf_sim_operation *operation, const lf_buffer *completion)
+ * -errno it answered, or 1 when it is invalid (logged).  A second opinion
+ * on a state must be a state: at its first token a branch can swap the
+ * model's "it succeeds" for an error it did not believe (measured: EISDIR
+ * for an append). */
+static int take_change(engine_fs *self, const lf_sim_operation *operation,
+                       const lf_buffer *completion, bool state_wanted)
 {
     lf_diagnostic invalid = {0};
     int outcome = error_of(completion);
     if (outcome == 1)
         snprintf(invalid.message, sizeof invalid.message, "not an errno name");
+    else if (outcome < 0 && state_wanted) {
+        snprintf(invalid.message, sizeof invalid.message,
+                 "a second opinion that is an error where the first answer was a state");
+        outcome = 1;
+    }
     else if (outcome == 0)
         outcome = adopt_state(self, operation, completion, invalid.message, sizeof invalid.message);
     if (outcome == 1)
@@ -319,12 +328,13 @@ static int run_change(lf_sim_operation *operation)
             self->generator, self->config->retries < LF_ENGINE_RETRIES_MAX ? self->config->retries
                                                                           : LF_ENGINE_RETRIES_MAX,
             branches);
-    int outcome = status < 0 ? (int)status : take_change(self, operation, &completion);
+    int outcome = status < 0 ? (int)status : take_change(self, operation, &completion, false);
+    bool state_wanted = completion.length > 0 && completion.data[0] == '<';
     for (size_t retry = 0; outcome == 1 && retry < branch_count; retry++) {
         completion.length = 0;
         status = lf_generate_complete(self->generator, asked.prompt.data, asked.prompt.length,
                                       &branches[retry], MAX_COMPLETION_TOKENS, &completion, NULL);
-        outcome = status < 0 ? (int)status : take_change(self, operation, &completion);
+        outcome = status < 0 ? (int)status : take_change(self, operation, &completion, state_wanted);
         if (outcome != 1) {
             self->recovered++;
             say(self, "second opinion %zu of %zu (the runner-up at completion token %u) answers it",
