@@ -25,7 +25,7 @@ static void print_usage(FILE *stream)
 {
     fprintf(stream,
             "usage: llmfuse eval MODEL.gguf DATA.jsonl [--limit N] [--threads N] [--max-tokens N]\n"
-            "                    [--mismatches FILE] [--retries N]\n\n"
+            "                    [--mismatches FILE] [--retries N] [--unguarded]\n\n"
             "Completes every example's prompt greedily with the model and compares the\n"
             "completion with the expected one, byte for byte. DATA is what 'llmfuse gen'\n"
             "writes: lines with \"prompt\" and \"completion\" (\"completion_encoding\":\n"
@@ -40,10 +40,14 @@ static void print_usage(FILE *stream)
             "                  neither an error nor a parsing state, up to N completions\n"
             "                  branching at its most doubtful tokens; the first valid one\n"
             "                  (after a broken state, a state) counts, in a line of its\n"
-            "                  own (the table stays greedy)\n\n"
+            "                  own (the table stays greedy)\n"
+            "  --unguarded     the model's plain greedy answers: without the engine's\n"
+            "                  state guard, which keeps W answers to the XML the strict\n"
+            "                  parser accepts (body lengths, paths, names, tags)\n\n"
             "Prints per operation and per kind (R, W) the examples, exact ones and mean\n"
             "latency; how many write completions that should be an XML state parse as one;\n"
-            "latency and speed. The last line is 'exact: P%% (K/N)'.\n");
+            "latency and speed; how many tokens the guard chose. The last line is\n"
+            "'exact: P%% (K/N)'.\n");
 }
 
 enum { MOST_RETRIES = 64 };
@@ -213,6 +217,7 @@ typedef struct outcome {
     bool invalid, set_valid, set_exact;
     double milliseconds;
     size_t prompt_tokens, completion_tokens;
+    size_t guard_changes; /* tokens the guard chose instead of the model's first choice */
 } outcome;
 
 /* What the threads share: generators are made on first use and handed out
@@ -222,7 +227,7 @@ typedef struct evaluation {
     const example_set *examples;
     outcome *outcomes;
     uint32_t max_tokens, retries;
-    bool keep_completions;
+    bool keep_completions, guarded;
     pthread_mutex_t lock;
     lf_generator **generators; /* one per thread */
     size_t *idle, idle_count;  /* indices into generators not in use */
@@ -309,6 +314,7 @@ static int64_t complete_one(lf_generator *generator, const example *item, uint32
     if (status == 0) {
         result->prompt_tokens = stats.prompt_tokens;
         result->completion_tokens = stats.completion_tokens;
+        result->guard_changes = stats.guard_changes;
         result->exact = same_bytes(&completion, &item->expected);
         result->valid_state = item->expects_state && parses_as_state(&completion);
         result->invalid = retries && item->kind == 'W' && !valid_change(&completion);
@@ -328,8 +334,11 @@ static int64_t run_example(void *context, size_t job)
     evaluation *run = context;
     size_t index = take_generator(run);
     int64_t status = 0;
-    if (!run->generators[index])
+    if (!run->generators[index]) {
         status = lf_generator_new(run->model, 0, &run->generators[index]);
+        if (status == 0)
+            lf_generator_guard_states(run->generators[index], run->guarded);
+    }
     if (status == 0)
         status = complete_one(run->generators[index], &run->examples->items[job], run->max_tokens,
                               run->retries, run->keep_completions, &run->outcomes[job]);
@@ -340,11 +349,11 @@ static int64_t run_example(void *context, size_t job)
 /* Completes every example on `threads` threads; *seconds is the wall time. */
 static int64_t evaluate(const lf_generate_model *model, const example_set *examples,
                         uint32_t max_tokens, uint32_t retries, bool keep_completions,
-                        unsigned threads, outcome *outcomes, double *seconds)
+                        bool guarded, unsigned threads, outcome *outcomes, double *seconds)
 {
     evaluation run = {.model = model, .examples = examples, .outcomes = outcomes,
                       .max_tokens = max_tokens, .retries = retries,
-                      .keep_completions = keep_completions};
+                      .keep_completions = keep_completions, .guarded = guarded};
     run.generators = calloc(threads, sizeof *run.generators);
     run.idle = malloc(threads * sizeof *run.idle);
     if (!run.generators || !run.idle) {
@@ -438,12 +447,13 @@ static int compare_doubles(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Valid states, latency, speed, what second opinions did (with
- * --retries) and the exact rate, last. */
+/* Valid states, latency, speed, what the guard and second opinions (with
+ * --retries) did, and the exact rate, last. */
 static int64_t print_summary(const example_set *examples, const outcome *outcomes,
-                             uint32_t retries, double seconds)
+                             uint32_t retries, bool guarded, double seconds)
 {
     size_t count = examples->count, states = 0, valid = 0, exact = 0;
+    size_t guard_changes = 0, guarded_answers = 0;
     size_t invalid = 0, set_valid = 0, set_exact = 0;
     size_t prompt_tokens = 0, completion_tokens = 0;
     double *latencies = malloc(count * sizeof *latencies), total = 0;
@@ -458,6 +468,8 @@ static int64_t print_summary(const example_set *examples, const outcome *outcome
         set_exact += outcomes[i].set_exact;
         prompt_tokens += outcomes[i].prompt_tokens;
         completion_tokens += outcomes[i].completion_tokens;
+        guard_changes += outcomes[i].guard_changes;
+        guarded_answers += outcomes[i].guard_changes > 0;
         latencies[i] = outcomes[i].milliseconds;
         total += latencies[i];
     }
@@ -469,6 +481,12 @@ static int64_t print_summary(const example_set *examples, const outcome *outcome
     printf("speed: %.2f examples/s, %.0f tokens/s (%zu prompt + %zu generated tokens in %.2f s)\n",
            (double)count / seconds, (double)(prompt_tokens + completion_tokens) / seconds,
            prompt_tokens, completion_tokens, seconds);
+    if (guarded)
+        printf("state guard: %zu tokens chosen instead of the model's first choice, in %zu "
+               "answers\n",
+               guard_changes, guarded_answers);
+    else
+        printf("state guard: off (--unguarded)\n");
     if (retries)
         printf("second opinions (--retries %" PRIu32 "): %zu invalid W answers, %zu made valid, "
                "%zu of them exact; exact with them: %.1f%% (%zu/%zu)\n",
@@ -531,6 +549,7 @@ typedef struct options {
     const char *model_path, *data_path, *mismatches_path;
     uint64_t limit, threads, max_tokens; /* max_tokens 0: the model's context */
     uint64_t retries;
+    bool unguarded;
 } options;
 
 /* A whole number of at least 1. */
@@ -556,6 +575,7 @@ static int parse_options(int argc, char **argv, options *chosen, bool *done)
                                                  {"max-tokens", required_argument, NULL, 'm'},
                                                  {"mismatches", required_argument, NULL, 'x'},
                                                  {"retries", required_argument, NULL, 'r'},
+                                                 {"unguarded", no_argument, NULL, 'u'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {0}};
     *chosen = (options){.limit = UINT64_MAX, .threads = lf_parallel_default_threads()};
@@ -569,6 +589,7 @@ static int parse_options(int argc, char **argv, options *chosen, bool *done)
         case 'j': ok = parse_count(optarg, "--threads", &chosen->threads); break;
         case 'm': ok = parse_count(optarg, "--max-tokens", &chosen->max_tokens); break;
         case 'x': chosen->mismatches_path = optarg; break;
+        case 'u': chosen->unguarded = true; break;
         case 'r':
             ok = parse_count(optarg, "--retries", &chosen->retries);
             if (ok && chosen->retries > MOST_RETRIES) {
@@ -608,15 +629,16 @@ static int64_t evaluate_and_report(const lf_generate_model *model, const options
         uint32_t context = lf_generate_model_transformer(model)->config.context_length;
         uint32_t max_tokens = chosen->max_tokens ? (uint32_t)chosen->max_tokens : context;
         status = evaluate(model, &examples, max_tokens, (uint32_t)chosen->retries,
-                          chosen->mismatches_path != NULL, (unsigned)chosen->threads, outcomes,
-                          &seconds);
+                          chosen->mismatches_path != NULL, !chosen->unguarded,
+                          (unsigned)chosen->threads, outcomes, &seconds);
     }
     if (status == 0 && chosen->mismatches_path)
         status = write_mismatches(chosen->mismatches_path, &examples, outcomes, diagnostic);
     if (status == 0)
         status = print_table(&examples, outcomes);
     if (status == 0)
-        status = print_summary(&examples, outcomes, (uint32_t)chosen->retries, seconds);
+        status = print_summary(&examples, outcomes, (uint32_t)chosen->retries,
+                               !chosen->unguarded, seconds);
     for (size_t i = 0; outcomes && i < examples.count; i++)
         lf_buffer_free(&outcomes[i].completion);
     free(outcomes);

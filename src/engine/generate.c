@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/guard.h"
 #include "model/transformer_file.h"
 
 int64_t lf_generate_encode_prompt(lf_tokenizer_encoder *encoder, const uint8_t *prompt,
@@ -116,6 +117,11 @@ struct lf_generator {
     lf_token_array greedy;
     lf_buffer choices; /* lf_generate_branch items */
     size_t choice_count;
+    bool guard_states;  /* guard the answers to <W> prompts (the default) */
+    bool guarding;      /* this completion is guarded */
+    lf_guard guard;     /* ...and this is where the guard is in it */
+    lf_guard_memory guard_memory;
+    size_t guard_changes;
 };
 
 void lf_generator_free(lf_generator *generator)
@@ -131,6 +137,7 @@ void lf_generator_free(lf_generator *generator)
     lf_token_array_free(&generator->completion);
     lf_token_array_free(&generator->greedy);
     lf_buffer_free(&generator->choices);
+    lf_guard_memory_free(&generator->guard_memory);
     lf_generate_model_close(generator->owned_model);
     free(generator);
 }
@@ -161,6 +168,7 @@ int64_t lf_generator_new(const lf_generate_model *model, uint32_t prompt_rows,
     for (size_t i = 0; i < rows; i++)
         created->caches[i] = created->cache;
     created->last_logits = created->logits;
+    created->guard_states = true;
     *generator = created;
     return 0;
 }
@@ -197,20 +205,25 @@ static int64_t feed(lf_generator *generator, const uint32_t *tokens, size_t coun
     return 0;
 }
 
-/* The most probable token and the runner-up; the lowest id among equals. */
-static void top_two(const float *logits, uint32_t vocabulary, uint32_t *best, uint32_t *second)
+void lf_generator_guard_states(lf_generator *generator, bool on)
 {
-    uint32_t first = logits[1] > logits[0] ? 1 : 0, next = 1 - first;
-    for (uint32_t token = 2; token < vocabulary; token++) {
-        if (logits[token] > logits[first]) {
-            next = first;
-            first = token;
-        } else if (logits[token] > logits[next]) {
-            next = token;
+    generator->guard_states = on;
+}
+
+/* Moves the guard past tokens already chosen; false when it refuses one
+ * (a branch that the guarded greedy completion did not offer), and then
+ * the rest of the completion is not guarded. */
+static bool guard_follow(lf_generator *generator, const uint32_t *ids, size_t count)
+{
+    for (size_t i = 0; generator->guarding && i < count; i++) {
+        size_t length;
+        const uint8_t *bytes = lf_tokenizer_token_bytes(generator->model->tokenizer, ids[i], &length);
+        if (!bytes || !lf_guard_take(&generator->guard, bytes, length)) {
+            generator->guarding = false;
+            return false;
         }
     }
-    *best = first;
-    *second = next;
+    return true;
 }
 
 static int64_t record_choice(lf_generator *generator, uint32_t runner_up, float margin)
@@ -232,8 +245,15 @@ static int64_t decode_greedily(lf_generator *generator, uint32_t max_tokens, boo
     lf_token_array *completion = &generator->completion;
     *ended = false;
     while (completion->count < max_tokens) {
-        uint32_t token, runner_up;
-        top_two(generator->last_logits, vocabulary, &token, &runner_up);
+        uint32_t token, runner_up, unguarded, unused;
+        const lf_guard *guard = generator->guarding ? &generator->guard : NULL;
+        if (!lf_guard_best_two(guard, generator->model->tokenizer, generator->last_logits,
+                               vocabulary, &token, &runner_up))
+            break; /* the guard allows nothing: cannot happen with 256 byte tokens */
+        if (guard) {
+            lf_guard_best_two(NULL, NULL, generator->last_logits, vocabulary, &unguarded, &unused);
+            generator->guard_changes += unguarded != token;
+        }
         int64_t status = record_choices ? record_choice(generator, runner_up,
                                                         generator->last_logits[token] -
                                                             generator->last_logits[runner_up])
@@ -245,6 +265,8 @@ static int64_t decode_greedily(lf_generator *generator, uint32_t max_tokens, boo
             break;
         }
         status = lf_token_array_append(completion, &token, 1);
+        if (status == 0)
+            guard_follow(generator, &token, 1); /* allowed, so refused only after a trial gave up */
         if (status == 0 && completion->count < max_tokens) /* no prediction past the last */
             status = feed(generator, &token, 1);
         if (status < 0)
@@ -266,6 +288,8 @@ static int64_t start_branch(lf_generator *generator, const lf_generate_branch *b
     int64_t status = lf_token_array_append(completion, generator->greedy.ids, branch->position);
     if (status == 0 && !*ended)
         status = lf_token_array_append(completion, &branch->token, 1);
+    if (status == 0 && !guard_follow(generator, completion->ids, completion->count))
+        status = -EINVAL;
     if (status == 0 && !*ended && completion->count < max_tokens)
         status = feed(generator, completion->ids, completion->count);
     return status;
@@ -282,6 +306,9 @@ int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, siz
         generator->choices.length = 0;
     }
     lf_transformer_cache_reset(generator->cache);
+    generator->guarding = generator->guard_states && prompt_size >= 4 && memcmp(prompt, "<W>\n", 4) == 0;
+    lf_guard_start(&generator->guard, &generator->guard_memory);
+    generator->guard_changes = 0;
     bool ended = false;
     int64_t status = lf_generate_encode_prompt(generator->encoder, prompt, prompt_size,
                                                &generator->prompt);
@@ -304,6 +331,7 @@ int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, siz
     if (stats)
         *stats = (lf_generate_stats){.prompt_tokens = generator->prompt.count,
                                      .completion_tokens = generator->completion.count,
+                                     .guard_changes = generator->guard_changes,
                                      .ended = ended};
     return 0;
 }

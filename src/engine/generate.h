@@ -13,7 +13,11 @@
  * each thread makes its own generator (key/value cache, scratch, tokenizer
  * cache). Generation is deterministic: the engine's logits are bit-exact
  * (transformer.h), argmax ties go to the lowest id, and the prompt's rows
- * per step never change a result. */
+ * per step never change a result.
+ *
+ * The answers to <W> prompts are guarded (engine/guard.h): where the
+ * model's first choice would make a file's body disagree with the size it
+ * wrote, the most probable token that does not is taken instead. */
 #ifndef LLMFUSE_ENGINE_GENERATE_H
 #define LLMFUSE_ENGINE_GENERATE_H
 
@@ -66,11 +70,15 @@ int64_t lf_generator_new(const lf_generate_model *model, uint32_t prompt_rows,
  * errors): for a single-threaded user such as a filesystem server. */
 int64_t lf_generator_open(const char *path, lf_generator **generator, lf_diagnostic *diagnostic);
 void lf_generator_free(lf_generator *generator);
+/* Guarded <W> answers (on, the default) or the model's plain greedy ones
+ * (off: how `llmfuse eval --unguarded` measures the model alone). */
+void lf_generator_guard_states(lf_generator *generator, bool on);
 
 /* What one completion did. */
 typedef struct lf_generate_stats {
     size_t prompt_tokens;     /* fed to the model, the leading <|endoftext|> included */
     size_t completion_tokens; /* generated, the final <|endoftext|> not counted */
+    size_t guard_changes;     /* tokens the guard chose instead of the model's first choice */
     bool ended;               /* stopped at <|endoftext|>, not at max_tokens */
 } lf_generate_stats;
 
@@ -85,15 +93,15 @@ typedef struct lf_generate_branch {
 /* Starts a fresh sequence, feeds the prompt's tokens (a prompt longer than
  * the context slides through it, as every longer input does) and appends
  * to completion the bytes of the greedy continuation: the most probable
- * token each step (the lowest id among equals), until <|endoftext|> or
- * max_tokens tokens. With a branch (from lf_generate_doubtful_choices after
+ * token each step (the lowest id among equals; for a guarded prompt, among
+ * the tokens the guard allows), until <|endoftext|> or max_tokens tokens. With a branch (from lf_generate_doubtful_choices after
  * the greedy completion of the same prompt), the completion is the greedy
  * one's up to branch->position, then branch->token, then greedy again: a
  * second opinion where the model hesitated. A special token other than
  * <|endoftext|> is written as its name ("<W>"): the model has made a
  * mistake, which the caller sees. stats (may be NULL) receives the token
- * counts. Returns 0, -EINVAL for a branch past the greedy completion, or
- * -ENOMEM (completion then keeps its length). */
+ * counts. Returns 0, -EINVAL for a branch past the greedy completion or
+ * one the guard refuses, or -ENOMEM (completion then keeps its length). */
 int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, size_t prompt_size,
                              const lf_generate_branch *branch, uint32_t max_tokens,
                              lf_buffer *completion, lf_generate_stats *stats);

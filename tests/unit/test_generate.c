@@ -6,7 +6,8 @@
  * The models are small and random, with a context of 24 tokens so that
  * every prompt here slides through it; two are rigged to make the greedy
  * choice known: all embedding rows zero (every logit 0: ties), and all rows
- * one vector u with <|endoftext|>'s 2u (its logit about twice the others'). */
+ * one vector u with <|endoftext|>'s 2u (its logit about twice the others'),
+ * or the byte '<''s 2u. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -25,7 +26,7 @@
 
 enum { CONTEXT = 24 };
 
-typedef enum rigging { RANDOM, ZERO_EMBEDDING, END_FAVOURED } rigging;
+typedef enum rigging { RANDOM, ZERO_EMBEDDING, END_FAVOURED, LESS_THAN_FAVOURED } rigging;
 
 typedef struct fixture {
     char *directory;
@@ -90,9 +91,10 @@ static lf_generate_model *make_model(const fixture *f, rigging rig)
     for (size_t token = 0; rig != RANDOM && token < config.vocab_size; token++)
         for (size_t i = 0; i < d; i++) {
             float u = i % 3 ? 1.0f : -1.0f;
-            embedding[token * d + i] = rig == ZERO_EMBEDDING          ? 0.0f
-                                       : token == LF_TOKEN_ENDOFTEXT ? 2.0f * u
-                                                                     : u;
+            uint32_t favoured = rig == END_FAVOURED ? LF_TOKEN_ENDOFTEXT : '<';
+            embedding[token * d + i] = rig == ZERO_EMBEDDING ? 0.0f
+                                       : token == favoured   ? 2.0f * u
+                                                             : u;
         }
     char *path;
     assert_true(asprintf(&path, "%s/model-%d.gguf", f->directory, (int)rig) > 0);
@@ -392,6 +394,34 @@ static void test_ties_go_to_the_lowest_id(void **state)
     lf_generate_model_close(model);
 }
 
+/* A model that always wants '<': a write's answer "<<<<" is no state, and
+ * the guard refuses the second '<'; every other token ties, so the lowest
+ * allowed id follows, '-' (a name byte: "<-" starts a tag). Reads and
+ * unguarded generators keep the model's own choice. */
+static void test_the_guard_keeps_write_answers_to_the_state_syntax(void **state)
+{
+    fixture *f = *state;
+    enum { TOKENS = 7 };
+    lf_generate_model *model = make_model(f, LESS_THAN_FAVOURED);
+    lf_generator *generator;
+    assert_int_equal(lf_generator_new(model, 0, &generator), 0);
+    lf_generate_stats stats;
+    lf_buffer guarded = complete(generator, prompts[1], TOKENS, &stats);
+    assert_int_equal(guarded.length, TOKENS);
+    assert_memory_equal(guarded.data, "<------", TOKENS);
+    assert_int_equal(stats.guard_changes, TOKENS - 1);
+    lf_buffer read = complete(generator, prompts[0], TOKENS, &stats);
+    assert_memory_equal(read.data, "<<<<<<<", TOKENS);
+    assert_int_equal(stats.guard_changes, 0);
+    lf_generator_guard_states(generator, false);
+    lf_buffer unguarded = complete(generator, prompts[1], TOKENS, &stats);
+    assert_memory_equal(unguarded.data, "<<<<<<<", TOKENS);
+    assert_int_equal(stats.guard_changes, 0);
+    lf_buffer_free(&guarded), lf_buffer_free(&read), lf_buffer_free(&unguarded);
+    lf_generator_free(generator);
+    lf_generate_model_close(model);
+}
+
 /* ---- opening ---- */
 
 static void test_open_errors_and_owned_model(void **state)
@@ -511,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_stops_at_max_tokens),
         cmocka_unit_test(test_stops_at_end_of_text),
         cmocka_unit_test(test_ties_go_to_the_lowest_id),
+        cmocka_unit_test(test_the_guard_keeps_write_answers_to_the_state_syntax),
         cmocka_unit_test(test_open_errors_and_owned_model),
         cmocka_unit_test(test_branches_take_the_runner_up_where_the_model_hesitated),
     };

@@ -1,0 +1,615 @@
+#include "engine/guard.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum place {
+    START,            /* nothing yet: a state starts with '<', an error does not */
+    TEXT,             /* between tags: whitespace only */
+    DONE,             /* after </filesystem>: whitespace only, then the end */
+    TAG_START,        /* after '<' */
+    TAG_NAME,
+    TAG_INSIDE,       /* between attributes */
+    AFTER_VALUE,      /* after an attribute's closing quote */
+    ATTRIBUTE_NAME,
+    ATTRIBUTE_EQUALS, /* after '=', before the opening quote */
+    ATTRIBUTE_VALUE,
+    TAG_SLASH,        /* after the '/' of an empty-element tag */
+    END_TAG,          /* inside </…> */
+    BODY_TEXT,
+    BODY_ENTITY,      /* inside &…; in a body */
+    BODY_BASE64,
+    BODY_CLOSE,       /* the body is complete: "</body></file>" follows */
+    UNKNOWN           /* not the canonical form: nothing is refused any more */
+};
+
+static const char body_close[] = "</body></file>";
+
+/* The elements of a state and their attributes (docs/FORMAT.md §1.3), as
+ * the parser knows them: attributes as bits of attributes_seen. */
+static const char *const attribute_names[] = {"path",  "name", "mode",   "owner",   "group",
+                                              "mtime", "size", "target", "encoding"};
+enum { NODE_ATTRIBUTES = 0x3f, SIZE_BIT = 0x40, TARGET_BIT = 0x80, ENCODING_BIT = 0x100 };
+static const struct element {
+    const char *name;
+    uint32_t allowed, required;
+} elements[] = {
+    {"filesystem", 0, 0},
+    {"directory", NODE_ATTRIBUTES, NODE_ATTRIBUTES},
+    {"file", NODE_ATTRIBUTES | SIZE_BIT, NODE_ATTRIBUTES | SIZE_BIT},
+    {"symlink", NODE_ATTRIBUTES | TARGET_BIT, NODE_ATTRIBUTES | TARGET_BIT},
+    {"body", ENCODING_BIT, 0},
+};
+
+/* Memory records, laid out as a stack:
+ *   directory: [size_t parent record or SIZE_MAX][size_t prefix length][prefix]
+ *     where prefix is what its entries' paths start with ("" for the root
+ *     "/", "docs/" for docs);
+ *   entry:     [size_t name length][name]
+ *     one per entry of the innermost directory, after its record. */
+enum { WORD = sizeof(size_t) };
+
+void lf_guard_memory_free(lf_guard_memory *memory)
+{
+    free(memory->data);
+    memory->data = NULL;
+    memory->capacity = 0;
+}
+
+void lf_guard_start(lf_guard *guard, lf_guard_memory *memory)
+{
+    memset(guard, 0, sizeof *guard);
+    guard->memory = memory;
+    guard->place = START;
+    guard->directory = SIZE_MAX;
+}
+
+/* Room to write memory [start, end). A trial (a copy that may be dropped)
+ * must not write below the top of the guard it came from, which needs what
+ * is there: one that would (it closed a directory and went on within the
+ * same token) stops refusing instead, as it does when memory runs out. */
+static bool room(lf_guard *guard, size_t start, size_t end)
+{
+    lf_guard_memory *memory = guard->memory;
+    if (start < guard->floor) {
+        guard->place = UNKNOWN;
+        return false;
+    }
+    if (end <= memory->capacity)
+        return true;
+    size_t capacity = memory->capacity ? memory->capacity : 4096;
+    while (capacity < end)
+        capacity *= 2;
+    uint8_t *data = realloc(memory->data, capacity);
+    if (!data) {
+        guard->failed = true;
+        guard->place = UNKNOWN;
+        return false;
+    }
+    memory->data = data;
+    memory->capacity = capacity;
+    return true;
+}
+
+static size_t read_word(const lf_guard *guard, size_t at)
+{
+    size_t word;
+    memcpy(&word, guard->memory->data + at, WORD);
+    return word;
+}
+
+static void write_word(lf_guard *guard, size_t at, size_t word)
+{
+    memcpy(guard->memory->data + at, &word, WORD);
+}
+
+static size_t prefix_length(const lf_guard *guard)
+{
+    return guard->directory == SIZE_MAX ? 0 : read_word(guard, guard->directory + WORD);
+}
+
+static const uint8_t *prefix(const lf_guard *guard)
+{
+    return guard->memory->data + guard->directory + 2 * WORD;
+}
+
+/* Where a path's name is written while it is read: the entry record that
+ * the tag's end keeps. */
+static size_t name_at(const lf_guard *guard)
+{
+    return guard->used + WORD;
+}
+
+static bool is_name_byte(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.' || c == ':';
+}
+
+static bool is_space(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool is_base64_byte(uint8_t c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
+}
+
+/* Appends c to a short name, keeping at most `most` bytes: a longer one is
+ * never one the guard looks for, and stays unequal to them. */
+static void append_capped(char *text, uint8_t *length, size_t most, uint8_t c)
+{
+    if (*length < most)
+        text[(*length)++] = (char)c;
+    else
+        *length = (uint8_t)(most + 1); /* "too long": matches nothing */
+    text[*length <= most ? *length : most] = '\0';
+}
+
+static bool named(const char *text, size_t length, const char *name)
+{
+    return length == strlen(name) && memcmp(text, name, length) == 0;
+}
+
+static bool in_tag(const lf_guard *guard, const char *name)
+{
+    return named(guard->tag, guard->tag_length, name);
+}
+
+static bool is_entry_tag(const lf_guard *guard)
+{
+    return in_tag(guard, "directory") || in_tag(guard, "file") || in_tag(guard, "symlink");
+}
+
+/* The current tag's element, NULL for a name the parser does not know. */
+static const struct element *element_of(const lf_guard *guard)
+{
+    for (size_t i = 0; i < sizeof elements / sizeof *elements; i++)
+        if (in_tag(guard, elements[i].name))
+            return &elements[i];
+    return NULL;
+}
+
+/* The current attribute's bit, 0 for a name the parser does not know. */
+static uint32_t attribute_bit(const lf_guard *guard)
+{
+    for (uint32_t bit = 0; bit < sizeof attribute_names / sizeof *attribute_names; bit++)
+        if (named(guard->attribute, guard->attribute_length, attribute_names[bit]))
+            return 1u << bit;
+    return 0;
+}
+
+/* A decimal size (leading zeros allowed, as the parser allows them). */
+static bool parse_size(const char *text, uint32_t length, uint64_t *size)
+{
+    if (length == 0 || length > 19)
+        return false;
+    uint64_t value = 0;
+    for (uint32_t i = 0; i < length; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return false;
+        value = value * 10 + (uint64_t)(text[i] - '0');
+    }
+    *size = value;
+    return true;
+}
+
+/* Whether the innermost directory already has an entry of the name just
+ * read from a path. */
+static bool sibling_has_name(const lf_guard *guard, size_t length)
+{
+    const uint8_t *name = guard->memory->data + name_at(guard);
+    for (size_t at = guard->directory + 2 * WORD + prefix_length(guard); at < guard->used;) {
+        size_t other = read_word(guard, at);
+        if (other == length && memcmp(guard->memory->data + at + WORD, name, length) == 0)
+            return true;
+        at += WORD + other;
+    }
+    return false;
+}
+
+/* A byte of an attribute value; false to refuse it. A path is the
+ * directory's prefix and then one name (kept in memory); a name is that
+ * name again. */
+static bool take_value_byte(lf_guard *guard, uint8_t c)
+{
+    if (c == '<')
+        return false;
+    uint32_t at = guard->value_length;
+    bool entry = is_entry_tag(guard);
+    if (named(guard->attribute, guard->attribute_length, "size") && (c < '0' || c > '9'))
+        return false;
+    if (entry && named(guard->attribute, guard->attribute_length, "path")) {
+        size_t skip = prefix_length(guard);
+        if (at < skip) {
+            if (c != prefix(guard)[at])
+                return false;
+        } else {
+            if (c == '/' && guard->directory != SIZE_MAX)
+                return false;
+            size_t write_at = name_at(guard) + (at - skip);
+            if (!room(guard, write_at, write_at + 1))
+                return true;
+            guard->memory->data[write_at] = c;
+        }
+    } else if (entry && guard->named && named(guard->attribute, guard->attribute_length, "name")) {
+        if (at >= guard->name_length || guard->memory->data[guard->name_start + at] != c)
+            return false;
+    }
+    if (at < LF_GUARD_VALUE_MAX)
+        guard->value[at] = (char)c;
+    guard->value_length++;
+    return true;
+}
+
+/* The closing quote of an attribute value; false to refuse it. */
+static bool end_attribute(lf_guard *guard)
+{
+    const char *value = guard->value;
+    uint32_t length = guard->value_length;
+    bool short_value = length <= LF_GUARD_VALUE_MAX;
+    if (is_entry_tag(guard)) {
+        if (named(guard->attribute, guard->attribute_length, "path")) {
+            size_t skip = prefix_length(guard);
+            if (length < skip)
+                return false;
+            size_t name_length = length - skip;
+            if (guard->directory != SIZE_MAX &&
+                (name_length == 0 || sibling_has_name(guard, name_length)))
+                return false;
+            guard->named = true;
+            guard->name_start = name_at(guard);
+            guard->name_length = name_length;
+        } else if (named(guard->attribute, guard->attribute_length, "name") && guard->named &&
+                   length != guard->name_length) {
+            return false;
+        }
+    }
+    if (in_tag(guard, "file") && named(guard->attribute, guard->attribute_length, "size"))
+        guard->size_known = short_value && parse_size(value, length, &guard->size);
+    else if (in_tag(guard, "body") && named(guard->attribute, guard->attribute_length, "encoding"))
+        guard->base64 = short_value && named(value, length, "base64");
+    return true;
+}
+
+/* An entry's tag has ended: its name joins its directory's, and a
+ * directory that is not empty opens. */
+static void end_entry(lf_guard *guard, bool self_closing)
+{
+    if (!guard->named)
+        return;
+    size_t name_length = guard->name_length, record = guard->used;
+    if (!room(guard, record, record + WORD + name_length))
+        return;
+    write_word(guard, record, name_length);
+    size_t end = record + WORD + name_length;
+    guard->used = end;
+    guard->named = false;
+    if (self_closing || !in_tag(guard, "directory"))
+        return;
+    /* the root "/" holds "name", every other directory "its/path/name" */
+    bool root = guard->directory == SIZE_MAX;
+    const uint8_t *name = guard->memory->data + record + WORD;
+    size_t parent_length = prefix_length(guard);
+    size_t length = root && name_length == 1 && name[0] == '/' ? 0 : parent_length + name_length + 1;
+    if (!room(guard, end, end + 2 * WORD + length))
+        return;
+    uint8_t *data = guard->memory->data;
+    write_word(guard, end, guard->directory);
+    write_word(guard, end + WORD, length);
+    if (length) {
+        if (!root)
+            memcpy(data + end + 2 * WORD, prefix(guard), parent_length);
+        memcpy(data + end + 2 * WORD + parent_length, data + record + WORD, name_length);
+        data[end + 2 * WORD + length - 1] = '/';
+    }
+    guard->directory = end;
+    guard->used = end + 2 * WORD + length;
+}
+
+/* The '>' of a start tag: a <body> of a known size opens a counted body;
+ * any other tag but <file> forgets the size. */
+static void end_start_tag(lf_guard *guard, bool self_closing)
+{
+    guard->place = TEXT;
+    if (is_entry_tag(guard))
+        end_entry(guard, self_closing);
+    if (guard->failed || in_tag(guard, "file"))
+        return;
+    bool counted = in_tag(guard, "body") && !self_closing && guard->size_known;
+    guard->size_known = false;
+    if (!counted)
+        return;
+    guard->body_written = 0;
+    if (guard->base64) {
+        guard->body_expected = (guard->size + 2) / 3 * 4;
+        guard->padding = (uint8_t)((3 - guard->size % 3) % 3);
+        guard->place = BODY_BASE64;
+    } else {
+        guard->body_expected = guard->size;
+        guard->place = BODY_TEXT;
+    }
+    if (guard->body_expected == 0)
+        guard->place = BODY_CLOSE;
+}
+
+/* The '>' of an end tag: </directory> closes the innermost directory. */
+static void end_end_tag(lf_guard *guard)
+{
+    guard->place = in_tag(guard, "filesystem") ? DONE : TEXT;
+    if (in_tag(guard, "directory") && guard->directory != SIZE_MAX) {
+        guard->used = guard->directory;
+        guard->directory = read_word(guard, guard->directory);
+    }
+}
+
+/* UTF-8 bytes of a code point, 0 for none. */
+static uint64_t utf8_length(uint64_t code_point)
+{
+    return code_point < 0x80 ? 1 : code_point < 0x800 ? 2 : code_point < 0x10000 ? 3
+           : code_point < 0x110000                    ? 4
+                                                      : 0;
+}
+
+/* The bytes an entity's name (between '&' and ';') stands for, 0 for a
+ * name the guard does not know. */
+static uint64_t entity_bytes(const char *name, uint8_t length)
+{
+    static const char *const predefined[] = {"amp", "lt", "gt", "quot", "apos"};
+    for (size_t i = 0; i < sizeof predefined / sizeof *predefined; i++)
+        if (named(name, length, predefined[i]))
+            return 1;
+    if (length < 2 || name[0] != '#')
+        return 0;
+    bool hex = name[1] == 'x';
+    uint64_t code_point = 0;
+    uint8_t digits = 0;
+    for (uint8_t i = hex ? 2 : 1; i < length; i++, digits++) {
+        char c = name[i];
+        int digit = c >= '0' && c <= '9'          ? c - '0'
+                    : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                  : -1;
+        if (digit < 0 || code_point > 0x10FFFF)
+            return 0;
+        code_point = code_point * (hex ? 16 : 10) + (uint64_t)digit;
+    }
+    return digits ? utf8_length(code_point) : 0;
+}
+
+/* A byte inside a tag (TAG_START to END_TAG); false to refuse it. Tags
+ * are held to the canonical syntax: known elements and attributes, each
+ * attribute once, double quotes, whitespace between attributes. */
+static bool take_tag_byte(lf_guard *guard, uint8_t c)
+{
+    switch ((enum place)guard->place) {
+    case TAG_START:
+        guard->tag_length = 0;
+        guard->tag[0] = '\0';
+        guard->attributes_seen = 0;
+        guard->base64 = false;
+        if (c != '/' && !is_name_byte(c))
+            return false;
+        if (c == '/')
+            guard->place = END_TAG;
+        else {
+            append_capped(guard->tag, &guard->tag_length, LF_GUARD_NAME_MAX, c);
+            guard->place = TAG_NAME;
+        }
+        return true;
+    case TAG_NAME:
+        if (is_name_byte(c)) {
+            append_capped(guard->tag, &guard->tag_length, LF_GUARD_NAME_MAX, c);
+            return true;
+        }
+        if (!element_of(guard))
+            return false;
+        guard->place = TAG_INSIDE;
+        return take_tag_byte(guard, c);
+    case TAG_INSIDE:
+    case AFTER_VALUE:
+        if (is_space(c)) {
+            guard->place = TAG_INSIDE;
+        } else if (c == '/' || c == '>') {
+            uint32_t required = element_of(guard)->required;
+            if ((guard->attributes_seen & required) != required)
+                return false;
+            if (c == '/' && in_tag(guard, "body") && guard->size_known && guard->size > 0)
+                return false; /* <body /> for a file that has bytes */
+            if (c == '/')
+                guard->place = TAG_SLASH;
+            else
+                end_start_tag(guard, false);
+        } else if (guard->place == TAG_INSIDE && is_name_byte(c)) {
+            guard->attribute_length = 0;
+            append_capped(guard->attribute, &guard->attribute_length, LF_GUARD_NAME_MAX, c);
+            guard->place = ATTRIBUTE_NAME;
+        } else {
+            return false;
+        }
+        return true;
+    case ATTRIBUTE_NAME:
+        if (is_name_byte(c)) {
+            append_capped(guard->attribute, &guard->attribute_length, LF_GUARD_NAME_MAX, c);
+            return true;
+        }
+        uint32_t bit = attribute_bit(guard);
+        if (c != '=' || !(bit & element_of(guard)->allowed) || (bit & guard->attributes_seen))
+            return false;
+        guard->attributes_seen |= bit;
+        guard->place = ATTRIBUTE_EQUALS;
+        return true;
+    case ATTRIBUTE_EQUALS:
+        if (c != '"')
+            return false;
+        guard->value_length = 0;
+        guard->place = ATTRIBUTE_VALUE;
+        return true;
+    case ATTRIBUTE_VALUE:
+        if (c != '"')
+            return take_value_byte(guard, c);
+        if (!end_attribute(guard))
+            return false;
+        guard->place = AFTER_VALUE;
+        return true;
+    case TAG_SLASH:
+        if (c != '>')
+            return false;
+        end_start_tag(guard, true);
+        return true;
+    case END_TAG:
+        if (c == '>')
+            end_end_tag(guard);
+        else if (is_name_byte(c))
+            append_capped(guard->tag, &guard->tag_length, LF_GUARD_NAME_MAX, c);
+        else
+            return false;
+        return true;
+    default:
+        return true;
+    }
+}
+
+/* A byte of a counted body (BODY_TEXT to BODY_CLOSE); false to refuse it. */
+static bool take_body_byte(lf_guard *guard, uint8_t c)
+{
+    switch ((enum place)guard->place) {
+    case BODY_TEXT:
+        if (c == '&') {
+            guard->entity_length = 0;
+            guard->place = BODY_ENTITY;
+        } else if (c == '<') {
+            return false; /* the body's end, before its last byte */
+        } else {
+            guard->body_written++;
+        }
+        if (guard->body_written == guard->body_expected)
+            guard->place = BODY_CLOSE;
+        return true;
+    case BODY_ENTITY: {
+        if (c != ';') {
+            append_capped(guard->entity, &guard->entity_length, LF_GUARD_ENTITY_MAX, c);
+            if (guard->entity_length > LF_GUARD_ENTITY_MAX)
+                guard->place = UNKNOWN;
+            return true;
+        }
+        uint64_t bytes = entity_bytes(guard->entity, guard->entity_length);
+        if (bytes == 0) {
+            guard->place = UNKNOWN;
+            return true;
+        }
+        if (guard->body_written + bytes > guard->body_expected)
+            return false;
+        guard->body_written += bytes;
+        guard->place = guard->body_written == guard->body_expected ? BODY_CLOSE : BODY_TEXT;
+        return true;
+    }
+    case BODY_BASE64:
+        if (guard->body_written >= guard->body_expected - guard->padding ? c != '='
+                                                                          : !is_base64_byte(c))
+            return false;
+        if (++guard->body_written == guard->body_expected)
+            guard->place = BODY_CLOSE;
+        return true;
+    case BODY_CLOSE:
+        /* body_written counts the closing tags' bytes from here */
+        if (c != (uint8_t)body_close[guard->body_written - guard->body_expected])
+            return false;
+        if (++guard->body_written - guard->body_expected == sizeof body_close - 1)
+            guard->place = TEXT;
+        return true;
+    default:
+        return true;
+    }
+}
+
+static bool take_byte(lf_guard *guard, uint8_t c)
+{
+    switch ((enum place)guard->place) {
+    case START:
+        guard->place = c == '<' ? TAG_START : UNKNOWN;
+        return true;
+    case TEXT:
+        if (c == '<')
+            guard->place = TAG_START;
+        return c == '<' || is_space(c);
+    case DONE:
+        return is_space(c);
+    case UNKNOWN:
+        return true;
+    case BODY_TEXT:
+    case BODY_ENTITY:
+    case BODY_BASE64:
+    case BODY_CLOSE:
+        return take_body_byte(guard, c);
+    default:
+        return take_tag_byte(guard, c);
+    }
+}
+
+/* Takes the bytes into a copy of the guard, writing memory from floor up. */
+static bool try_bytes(const lf_guard *guard, const uint8_t *bytes, size_t length, size_t floor,
+                      lf_guard *trial)
+{
+    *trial = *guard;
+    trial->floor = floor;
+    for (size_t i = 0; i < length; i++)
+        if (!take_byte(trial, bytes[i]))
+            return false;
+    return true;
+}
+
+bool lf_guard_take(lf_guard *guard, const uint8_t *bytes, size_t length)
+{
+    lf_guard trial;
+    if (!try_bytes(guard, bytes, length, 0, &trial))
+        return false;
+    *guard = trial;
+    return true;
+}
+
+bool lf_guard_may_end(const lf_guard *guard)
+{
+    return guard->place == START || guard->place == DONE || guard->place == UNKNOWN;
+}
+
+static bool allows(const lf_guard *guard, const lf_tokenizer *tokenizer, uint32_t token)
+{
+    if (!guard)
+        return true;
+    if (token == LF_TOKEN_ENDOFTEXT)
+        return lf_guard_may_end(guard);
+    size_t length;
+    const uint8_t *bytes = lf_tokenizer_token_bytes(tokenizer, token, &length);
+    lf_guard trial;
+    return bytes && try_bytes(guard, bytes, length, guard->used, &trial);
+}
+
+bool lf_guard_best_two(const lf_guard *guard, const lf_tokenizer *tokenizer, const float *logits,
+                       uint32_t vocabulary, uint32_t *best, uint32_t *second)
+{
+    bool have_best = false, have_second = false;
+    for (uint32_t token = 0; token < vocabulary; token++) {
+        /* strict comparisons: the lowest id among equals, as argmax */
+        if (!have_best || logits[token] > logits[*best]) {
+            if (!allows(guard, tokenizer, token))
+                continue;
+            if (have_best) {
+                *second = *best;
+                have_second = true;
+            }
+            *best = token;
+            have_best = true;
+        } else if (!have_second || logits[token] > logits[*second]) {
+            if (!allows(guard, tokenizer, token))
+                continue;
+            *second = token;
+            have_second = true;
+        }
+    }
+    if (have_best && !have_second)
+        *second = *best;
+    return have_best;
+}

@@ -1,0 +1,97 @@
+/* The state guard: constrained decoding for the XML states that the model
+ * writes in answer to <W> prompts (docs/DECISIONS.md, "The state guard").
+ *
+ * The guard follows the completion byte by byte and refuses only bytes
+ * that would make the state fail the strict parser (docs/FORMAT.md §1.7)
+ * given what the model itself has already written:
+ *   - a body that disagrees with the file's size: text past `size` bytes,
+ *     the body's end before it, `<body />` for a non-empty file, base64 of
+ *     another length or with `=` anywhere but the padding the length
+ *     implies; after the last byte only `</body></file>` may follow;
+ *   - an entry's path that is not its directory's path plus one name, a
+ *     name that is not the path's last component, a name a sibling has;
+ *   - anything but the canonical tag syntax: an unknown element or
+ *     attribute, one given twice, a tag that closes without its required
+ *     attributes, single quotes, `<` in a value, a size that is not
+ *     digits, text between elements, an end before </filesystem>.
+ * A completion that does not start with `<` (an error) is not guarded.
+ * Copying a number from the operation line (a truncate's length, a
+ * write's end) is easy for the model; counting bytes over BPE tokens is not
+ * (a cut lands a few bytes off, a run of zeros in base64 does not stop).
+ * The guard never adds a byte: the most probable allowed token is taken,
+ * and where nothing is refused that is the plain greedy choice.
+ *
+ * It holds the model to the canonical form it was trained on (docs/FORMAT.md
+ * §1; in bodies `&amp;` `&lt;` `&gt;`, numeric references counted as their
+ * UTF-8 bytes); an entity it does not know, or memory that runs out, makes
+ * it stop refusing for the rest of the completion and leave the judgement
+ * to the parser. */
+#ifndef LLMFUSE_ENGINE_GUARD_H
+#define LLMFUSE_ENGINE_GUARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/tokenizer.h"
+
+enum { LF_GUARD_NAME_MAX = 16, LF_GUARD_VALUE_MAX = 24, LF_GUARD_ENTITY_MAX = 12 };
+
+/* The directories open around the guard's place, their paths and their
+ * entries' names so far: a stack the guard grows and shrinks. A guard and
+ * the copies it tries tokens on share one; a copy writes only above the
+ * top of the guard it came from, so one that is dropped leaves the
+ * original intact. */
+typedef struct lf_guard_memory {
+    uint8_t *data;
+    size_t capacity;
+} lf_guard_memory;
+
+void lf_guard_memory_free(lf_guard_memory *memory);
+
+/* Where the guard is in the completion; a plain value: a copy is how a
+ * token is tried without committing it. */
+typedef struct lf_guard {
+    lf_guard_memory *memory;
+    uint8_t place;                       /* outside tags, in a tag, in a body... */
+    bool failed;                         /* out of memory: refuses nothing more */
+    char tag[LF_GUARD_NAME_MAX + 1];     /* the current tag's name */
+    char attribute[LF_GUARD_NAME_MAX + 1];
+    char value[LF_GUARD_VALUE_MAX + 1];  /* the current attribute's value (its start) */
+    uint8_t tag_length, attribute_length;
+    uint32_t value_length;               /* all of it */
+    uint32_t attributes_seen;            /* bit set over the entry attributes */
+    bool base64;                         /* the body tag says encoding="base64" */
+    bool size_known;                     /* the last <file> tag gave a size */
+    uint64_t size;                       /* ...this one */
+    uint64_t body_expected;              /* text bytes or base64 characters */
+    uint64_t body_written;
+    uint8_t padding;                     /* trailing '=' a base64 body must end with */
+    char entity[LF_GUARD_ENTITY_MAX + 1];
+    uint8_t entity_length;
+    size_t used;                         /* memory in use: the stack's top */
+    size_t floor;                        /* where a trial may start writing */
+    size_t directory;                    /* the innermost open directory's record, or SIZE_MAX */
+    bool named;                          /* the entry's path has been read: */
+    size_t name_start, name_length;      /* ...its last component, in memory */
+} lf_guard;
+
+/* A guard at the start of a completion, using memory (kept between
+ * completions to save allocations). */
+void lf_guard_start(lf_guard *guard, lf_guard_memory *memory);
+/* Whether the bytes may follow what the guard has seen, and if so moves
+ * past them; a refused guard is left as it was. */
+bool lf_guard_take(lf_guard *guard, const uint8_t *bytes, size_t length);
+/* Whether the completion may end here: after </filesystem>, or where the
+ * completion is not a state (an error) or the guard stopped following. */
+bool lf_guard_may_end(const lf_guard *guard);
+
+/* The two most probable tokens the guard allows after what it has seen
+ * (with <|endoftext|> allowed only where the completion may end); the
+ * lowest id among equals, as plain greedy decoding; a NULL guard allows
+ * every token. *second is *best when only one token is allowed. Returns
+ * false when none is. */
+bool lf_guard_best_two(const lf_guard *guard, const lf_tokenizer *tokenizer, const float *logits,
+                       uint32_t vocabulary, uint32_t *best, uint32_t *second);
+
+#endif
