@@ -313,7 +313,7 @@ static void end_entry(lf_guard *guard, bool self_closing)
  * any other tag but <file> forgets the size. */
 static void end_start_tag(lf_guard *guard, bool self_closing)
 {
-    guard->place = TEXT;
+    guard->place = self_closing && in_tag(guard, "filesystem") ? DONE : TEXT;
     if (is_entry_tag(guard))
         end_entry(guard, self_closing);
     if (guard->failed || in_tag(guard, "file"))

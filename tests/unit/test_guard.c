@@ -12,6 +12,7 @@
 #include "engine/guard.h"
 #include "fs/xml.h"
 #include "random_tree.h"
+#include "token_strings.h"
 
 typedef struct fixture {
     lf_guard_memory memory;
@@ -184,42 +185,18 @@ static void ends_only_where_a_state_may(void **state)
     assert_true(lf_guard_may_end(&guard));
 }
 
-/* A tokenizer whose merges make each of `strings` one token (after the
- * 260 byte and special tokens); ids in order. */
 static lf_tokenizer *tokenizer_of(const char *const *strings, size_t count)
 {
-    lf_tokenizer_merge merges[512];
-    uint32_t merge_count = 0;
-    for (size_t s = 0; s < count; s++) {
-        const uint8_t *text = (const uint8_t *)strings[s];
-        uint32_t token = text[0];
-        for (size_t i = 1; text[i]; i++) {
-            lf_tokenizer_merge merge = {token, text[i]};
-            uint32_t found = merge_count;
-            for (uint32_t m = 0; m < merge_count; m++)
-                if (merges[m].left == merge.left && merges[m].right == merge.right)
-                    found = m;
-            if (found == merge_count)
-                merges[merge_count++] = merge;
-            token = LF_TOKEN_FIRST_MERGE + found;
-        }
-    }
-    lf_tokenizer *tokenizer;
-    assert_int_equal(lf_tokenizer_from_merges(merges, merge_count, &tokenizer, NULL), 0);
+    lf_tokenizer *tokenizer = lf_test_tokenizer_of_strings(strings, count);
+    assert_non_null(tokenizer);
     return tokenizer;
 }
 
 static uint32_t id_of(const lf_tokenizer *tokenizer, const char *text)
 {
-    for (uint32_t id = 0; id < lf_tokenizer_vocab_size(tokenizer); id++) {
-        size_t length;
-        const uint8_t *bytes = lf_tokenizer_token_bytes(tokenizer, id, &length);
-        if (id != LF_TOKEN_ENDOFTEXT && bytes && length == strlen(text) &&
-            memcmp(bytes, text, length) == 0)
-            return id;
-    }
-    fail_msg("no token '%s'", text);
-    return 0;
+    uint32_t id = lf_test_token_id(tokenizer, text);
+    assert_int_not_equal(id, UINT32_MAX);
+    return id;
 }
 
 static void best_two_are_the_best_allowed(void **state)
