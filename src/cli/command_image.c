@@ -32,7 +32,7 @@ typedef struct image_options {
     unsigned commit_interval;
     uint64_t pack_kib; /* mkfs --pack-size */
     const char *engine, *state, *record; /* mount --engine=KIND [--state FILE] [--record FILE] */
-    bool verify;
+    bool verify, unguarded;
     unsigned retries; /* mount --engine=model --retries N */
 } image_options;
 
@@ -46,6 +46,7 @@ enum {
     OPTION_VERIFY,
     OPTION_RECORD,
     OPTION_RETRIES,
+    OPTION_UNGUARDED,
 };
 
 static const struct option long_options[] = {
@@ -62,6 +63,7 @@ static const struct option long_options[] = {
     {"verify", no_argument, NULL, OPTION_VERIFY},
     {"record", required_argument, NULL, OPTION_RECORD},
     {"retries", required_argument, NULL, OPTION_RETRIES},
+    {"unguarded", no_argument, NULL, OPTION_UNGUARDED},
     {"help", no_argument, NULL, 'h'},
     {0},
 };
@@ -162,6 +164,9 @@ static int parse_flags(int argc, char **argv, const char *usage, image_options *
             break;
         case OPTION_VERIFY:
             options->verify = true;
+            break;
+        case OPTION_UNGUARDED:
+            options->unguarded = true;
             break;
         case OPTION_RECORD:
             options->record = optarg;
@@ -289,7 +294,8 @@ static const char mount_usage[] =
     "usage: llmfuse mount IMAGE MNT [-f] [-o OPTIONS] [-m MODEL] [--cache-size MB]\n"
     "                     [--commit-interval S] [--pack-size KIB]\n"
     "       llmfuse mount --engine=model|exact [-m MODEL] [--state FILE] [--verify]\n"
-    "                     [--retries N] [--record FILE.jsonl] [-f] [-o OPTIONS] MNT\n"
+    "                     [--retries N] [--unguarded] [--record FILE.jsonl] [-f]\n"
+    "                     [-o OPTIONS] MNT\n"
     "Mounts a compressed filesystem image read-write.  Files are decoded on first\n"
     "access; changes are written back to IMAGE (a new image beside it, renamed over\n"
     "it) on fsync, every commit interval and at unmount.  Unmount with\n"
@@ -312,6 +318,9 @@ static const char mount_usage[] =
     "                          runner-up token where it hesitated most; the first\n"
     "                          valid one (a state, after a broken state) answers\n"
     "                          (default 4, at most 16; 0: EIO at once)\n"
+    "  --unguarded             take the model's plain greedy answers to changes, without\n"
+    "                          the state guard that holds them to the XML the strict\n"
+    "                          parser accepts (body lengths, paths, names, tags)\n"
     "  --record FILE.jsonl     append each operation's prompt and exact completion\n"
     "                          as a dataset line ('llmfuse eval' reads them)\n";
 
@@ -324,6 +333,7 @@ static int mount_engine(const image_options *options, const char *mountpoint)
         .verify = options->verify,
         .record_path = options->record,
         .retries = options->retries,
+        .unguarded = options->unguarded,
         .mount_options = options->mount_options.length ? (const char *)options->mount_options.data : NULL,
         .foreground = options->foreground,
     };

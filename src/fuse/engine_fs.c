@@ -45,6 +45,7 @@ typedef struct engine_fs {
     FILE *record;            /* --record, or NULL */
     bool record_failure_reported;
     uint64_t operations, invalid, recovered, divergences;
+    uint64_t guarded; /* answers in which the state guard changed a token */
 } engine_fs;
 
 static engine_fs *current(void) { return fuse_get_context()->private_data; }
@@ -146,9 +147,12 @@ static int64_t ask(engine_fs *self, const lf_sim_operation *operation, question 
         record_example(self, operation, &asked->prompt, &asked->exact, result);
     if (status == 0 && !model)
         status = lf_buffer_append(completion, asked->exact.data, asked->exact.length);
-    else if (status == 0)
+    else if (status == 0) {
+        lf_generate_stats stats;
         status = lf_generate_complete(self->generator, asked->prompt.data, asked->prompt.length,
-                                      NULL, MAX_COMPLETION_TOKENS, completion, NULL);
+                                      NULL, MAX_COMPLETION_TOKENS, completion, &stats);
+        self->guarded += status == 0 && stats.guard_changes > 0;
+    }
     return status;
 }
 
@@ -746,6 +750,8 @@ static int64_t open_engine(const lf_engine_fs_config *config, engine_fs *self, l
         status = lf_fail(diagnostic, -EINVAL, "name the filesystem model with -m (models/fs.gguf)");
     else if (config->kind == LF_ENGINE_MODEL)
         status = lf_generator_open(model, &self->generator, diagnostic);
+    if (status == 0 && self->generator)
+        lf_generator_guard_states(self->generator, !config->unguarded);
     if (status == 0 && self->state_path && is_compressed(self->state_path))
         status = lf_model_open(model, &self->codec_model, diagnostic);
     if (status == 0)
@@ -773,9 +779,10 @@ int64_t lf_engine_fs_serve(const lf_engine_fs_config *config, const char *mountp
         status = lf_fail(diagnostic, -EIO, "the state could not be saved");
     if (config->verify || self.invalid || self.recovered)
         say(&self, "%llu operations, %llu invalid answers (%llu more set right by second opinions), "
-                   "%llu divergences from the exact answers",
+                   "%llu divergences from the exact answers, %llu answers shaped by the state guard",
             (unsigned long long)self.operations, (unsigned long long)self.invalid,
-            (unsigned long long)self.recovered, (unsigned long long)self.divergences);
+            (unsigned long long)self.recovered, (unsigned long long)self.divergences,
+            (unsigned long long)self.guarded);
     close_engine(&self);
     return status;
 }

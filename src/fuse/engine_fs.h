@@ -4,7 +4,9 @@
  * `<W>`, the operation line, `---`, the state) and the model's completion
  * is the answer: a read's result, an error, or the whole new state.
  *
- * Every answer is validated before it is used: a read's result must have
+ * Answers to changes are decoded under the state guard (engine/guard.h),
+ * which holds them to the XML syntax the strict parser accepts. Every
+ * answer is validated before it is used: a read's result must have
  * the form of one (a JSON list of names, bytes within the size asked...),
  * a new state must parse with the strict parser and differ from the old one
  * only at the paths the operation names (and their parent directories'
@@ -44,6 +46,9 @@ typedef struct lf_engine_fs_config {
      * tokens (lf_generate_doubtful_choices), most doubtful first; the first
      * valid one answers.  0: the greedy answer or EIO. */
     unsigned retries;
+    /* Answers to changes decoded without the state guard (engine/guard.h):
+     * the model's plain greedy choices, for measuring the model alone. */
+    bool unguarded;
     /* Appends each operation's prompt and exact completion to this file as
      * a dataset line (docs/FORMAT.md §4): what real programs ask of a
      * filesystem, for `llmfuse eval` or fine-tuning.  NULL: no record. */
