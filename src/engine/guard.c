@@ -126,11 +126,6 @@ static bool is_name_byte(uint8_t c)
            c == '-' || c == '.' || c == ':';
 }
 
-static bool is_space(uint8_t c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 static bool is_base64_byte(uint8_t c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
@@ -210,6 +205,41 @@ static bool sibling_has_name(const lf_guard *guard, size_t length)
     return false;
 }
 
+static const char mtime_shape[] = "dddd-dd-ddTdd:dd:dd"; /* digits where 'd' */
+
+/* Whether byte `at` of a value may be c, for the values whose syntax the
+ * parser checks: size (decimal), mode (octal, at most 7777), mtime. */
+static bool value_byte_fits(const lf_guard *guard, uint32_t at, uint8_t c)
+{
+    bool digit = c >= '0' && c <= '9';
+    if (named(guard->attribute, guard->attribute_length, "size"))
+        return digit;
+    if (named(guard->attribute, guard->attribute_length, "mtime"))
+        return at < sizeof mtime_shape - 1 &&
+               (mtime_shape[at] == 'd' ? digit : c == (uint8_t)mtime_shape[at]);
+    if (named(guard->attribute, guard->attribute_length, "mode")) {
+        if (c < '0' || c > '7' || at >= LF_GUARD_VALUE_MAX)
+            return false;
+        uint32_t mode = 0; /* the digits so far are at most 07777 (leading zeros allowed) */
+        for (uint32_t i = 0; i < at; i++)
+            mode = mode * 8 + (uint32_t)(guard->value[i] - '0');
+        return mode * 8 + (uint32_t)(c - '0') <= 07777;
+    }
+    return true;
+}
+
+/* Whether a value may end here (its closing quote). */
+static bool value_complete(const lf_guard *guard)
+{
+    bool number = named(guard->attribute, guard->attribute_length, "size") ||
+                  named(guard->attribute, guard->attribute_length, "mode");
+    if (number)
+        return guard->value_length > 0;
+    if (named(guard->attribute, guard->attribute_length, "mtime"))
+        return guard->value_length == sizeof mtime_shape - 1;
+    return true;
+}
+
 /* A byte of an attribute value; false to refuse it. A path is the
  * directory's prefix and then one name (kept in memory); a name is that
  * name again. */
@@ -219,7 +249,7 @@ static bool take_value_byte(lf_guard *guard, uint8_t c)
         return false;
     uint32_t at = guard->value_length;
     bool entry = is_entry_tag(guard);
-    if (named(guard->attribute, guard->attribute_length, "size") && (c < '0' || c > '9'))
+    if (!value_byte_fits(guard, at, c))
         return false;
     if (entry && named(guard->attribute, guard->attribute_length, "path")) {
         size_t skip = prefix_length(guard);
@@ -250,6 +280,8 @@ static bool end_attribute(lf_guard *guard)
     const char *value = guard->value;
     uint32_t length = guard->value_length;
     bool short_value = length <= LF_GUARD_VALUE_MAX;
+    if (!value_complete(guard))
+        return false;
     if (is_entry_tag(guard)) {
         if (named(guard->attribute, guard->attribute_length, "path")) {
             size_t skip = prefix_length(guard);
@@ -314,6 +346,20 @@ static void end_entry(lf_guard *guard, bool self_closing)
 static void end_start_tag(lf_guard *guard, bool self_closing)
 {
     guard->place = self_closing && in_tag(guard, "filesystem") ? DONE : TEXT;
+    if (in_tag(guard, "directory") && guard->depth == 0)
+        guard->root_written = true;
+    if (in_tag(guard, "body"))
+        guard->file_has_body = true;
+    if (!self_closing) {
+        guard->in_filesystem |= in_tag(guard, "filesystem");
+        guard->depth += in_tag(guard, "directory");
+        guard->in_symlink = in_tag(guard, "symlink");
+        guard->in_body = in_tag(guard, "body");
+        if (in_tag(guard, "file")) {
+            guard->in_file = true;
+            guard->file_has_body = false;
+        }
+    }
     if (is_entry_tag(guard))
         end_entry(guard, self_closing);
     if (guard->failed || in_tag(guard, "file"))
@@ -339,9 +385,20 @@ static void end_start_tag(lf_guard *guard, bool self_closing)
 static void end_end_tag(lf_guard *guard)
 {
     guard->place = in_tag(guard, "filesystem") ? DONE : TEXT;
-    if (in_tag(guard, "directory") && guard->directory != SIZE_MAX) {
-        guard->used = guard->directory;
-        guard->directory = read_word(guard, guard->directory);
+    if (in_tag(guard, "body"))
+        guard->in_body = false;
+    else if (in_tag(guard, "file"))
+        guard->in_file = false;
+    else if (in_tag(guard, "symlink"))
+        guard->in_symlink = false;
+    else if (in_tag(guard, "filesystem"))
+        guard->in_filesystem = false;
+    else if (in_tag(guard, "directory")) {
+        guard->depth--;
+        if (guard->directory != SIZE_MAX) {
+            guard->used = guard->directory;
+            guard->directory = read_word(guard, guard->directory);
+        }
     }
 }
 
@@ -379,9 +436,70 @@ static uint64_t entity_bytes(const char *name, uint8_t length)
     return digits ? utf8_length(code_point) : 0;
 }
 
+static bool starts_with(const char *name, const char *text, size_t length)
+{
+    return strlen(name) >= length && memcmp(name, text, length) == 0;
+}
+
+/* Whether an element may open here. */
+static bool may_open(const lf_guard *guard, const char *element)
+{
+    bool entry = strcmp(element, "directory") == 0 || strcmp(element, "file") == 0 ||
+                 strcmp(element, "symlink") == 0;
+    if (guard->in_body || guard->in_symlink)
+        return false;
+    if (guard->in_file)
+        return strcmp(element, "body") == 0 && !guard->file_has_body;
+    if (guard->depth > 0)
+        return entry;
+    if (guard->in_filesystem)
+        return strcmp(element, "directory") == 0 && !guard->root_written;
+    return strcmp(element, "filesystem") == 0;
+}
+
+/* The element an end tag closes: the innermost open one, NULL for none. */
+static const char *innermost(const lf_guard *guard)
+{
+    return guard->in_body      ? "body"
+           : guard->in_file    ? (guard->file_has_body ? "file" : NULL)
+           : guard->in_symlink ? "symlink"
+           : guard->depth > 0  ? "directory"
+           : guard->in_filesystem ? "filesystem"
+                                  : NULL;
+}
+
+/* Appends c to the tag's name: false when no element that may open here
+ * (a start tag) or the innermost open element (an end tag) starts so, so
+ * that a tag is never begun that could not be finished. */
+static bool extend_tag(lf_guard *guard, uint8_t c, bool end_tag)
+{
+    append_capped(guard->tag, &guard->tag_length, LF_GUARD_NAME_MAX, c);
+    if (end_tag)
+        return innermost(guard) && starts_with(innermost(guard), guard->tag, guard->tag_length);
+    for (size_t i = 0; i < sizeof elements / sizeof *elements; i++)
+        if (starts_with(elements[i].name, guard->tag, guard->tag_length) &&
+            may_open(guard, elements[i].name))
+            return true;
+    return false;
+}
+
+/* Appends c to the attribute's name: false when no attribute the element
+ * may still take starts so. */
+static bool extend_attribute(lf_guard *guard, uint8_t c)
+{
+    append_capped(guard->attribute, &guard->attribute_length, LF_GUARD_NAME_MAX, c);
+    uint32_t open = element_of(guard)->allowed & ~guard->attributes_seen;
+    for (uint32_t bit = 0; bit < sizeof attribute_names / sizeof *attribute_names; bit++)
+        if ((open & (1u << bit)) &&
+            starts_with(attribute_names[bit], guard->attribute, guard->attribute_length))
+            return true;
+    return false;
+}
+
 /* A byte inside a tag (TAG_START to END_TAG); false to refuse it. Tags
- * are held to the canonical syntax: known elements and attributes, each
- * attribute once, double quotes, whitespace between attributes. */
+ * are held to the canonical syntax: known elements and attributes (refused
+ * at their first byte that no known name has there), each attribute once,
+ * double quotes, whitespace between attributes. */
 static bool take_tag_byte(lf_guard *guard, uint8_t c)
 {
     switch ((enum place)guard->place) {
@@ -392,30 +510,29 @@ static bool take_tag_byte(lf_guard *guard, uint8_t c)
         guard->base64 = false;
         if (c != '/' && !is_name_byte(c))
             return false;
-        if (c == '/')
+        if (c == '/') {
             guard->place = END_TAG;
-        else {
-            append_capped(guard->tag, &guard->tag_length, LF_GUARD_NAME_MAX, c);
-            guard->place = TAG_NAME;
+            return innermost(guard) != NULL;
         }
-        return true;
+        guard->place = TAG_NAME;
+        return extend_tag(guard, c, false);
     case TAG_NAME:
-        if (is_name_byte(c)) {
-            append_capped(guard->tag, &guard->tag_length, LF_GUARD_NAME_MAX, c);
-            return true;
-        }
-        if (!element_of(guard))
+        if (is_name_byte(c))
+            return extend_tag(guard, c, false);
+        if (!element_of(guard) || !may_open(guard, element_of(guard)->name))
             return false;
-        guard->place = TAG_INSIDE;
+        guard->place = AFTER_VALUE; /* where a space or the tag's end may follow */
         return take_tag_byte(guard, c);
     case TAG_INSIDE:
     case AFTER_VALUE:
-        if (is_space(c)) {
+        if (c == ' ' && guard->place == AFTER_VALUE) {
             guard->place = TAG_INSIDE;
         } else if (c == '/' || c == '>') {
             uint32_t required = element_of(guard)->required;
             if ((guard->attributes_seen & required) != required)
                 return false;
+            if (c == '/' && in_tag(guard, "file"))
+                return false; /* a file without a body */
             if (c == '/' && in_tag(guard, "body") && guard->size_known && guard->size > 0)
                 return false; /* <body /> for a file that has bytes */
             if (c == '/')
@@ -424,17 +541,15 @@ static bool take_tag_byte(lf_guard *guard, uint8_t c)
                 end_start_tag(guard, false);
         } else if (guard->place == TAG_INSIDE && is_name_byte(c)) {
             guard->attribute_length = 0;
-            append_capped(guard->attribute, &guard->attribute_length, LF_GUARD_NAME_MAX, c);
             guard->place = ATTRIBUTE_NAME;
+            return extend_attribute(guard, c);
         } else {
             return false;
         }
         return true;
     case ATTRIBUTE_NAME:
-        if (is_name_byte(c)) {
-            append_capped(guard->attribute, &guard->attribute_length, LF_GUARD_NAME_MAX, c);
-            return true;
-        }
+        if (is_name_byte(c))
+            return extend_attribute(guard, c);
         uint32_t bit = attribute_bit(guard);
         if (c != '=' || !(bit & element_of(guard)->allowed) || (bit & guard->attributes_seen))
             return false;
@@ -460,12 +575,11 @@ static bool take_tag_byte(lf_guard *guard, uint8_t c)
         end_start_tag(guard, true);
         return true;
     case END_TAG:
-        if (c == '>')
-            end_end_tag(guard);
-        else if (is_name_byte(c))
-            append_capped(guard->tag, &guard->tag_length, LF_GUARD_NAME_MAX, c);
-        else
+        if (c != '>')
+            return is_name_byte(c) && extend_tag(guard, c, true);
+        if (!innermost(guard) || !in_tag(guard, innermost(guard)))
             return false;
+        end_end_tag(guard);
         return true;
     default:
         return true;
@@ -517,8 +631,10 @@ static bool take_body_byte(lf_guard *guard, uint8_t c)
         /* body_written counts the closing tags' bytes from here */
         if (c != (uint8_t)body_close[guard->body_written - guard->body_expected])
             return false;
-        if (++guard->body_written - guard->body_expected == sizeof body_close - 1)
+        if (++guard->body_written - guard->body_expected == sizeof body_close - 1) {
             guard->place = TEXT;
+            guard->in_body = guard->in_file = false;
+        }
         return true;
     default:
         return true;
@@ -532,11 +648,12 @@ static bool take_byte(lf_guard *guard, uint8_t c)
         guard->place = c == '<' ? TAG_START : UNKNOWN;
         return true;
     case TEXT:
-        if (c == '<')
-            guard->place = TAG_START;
-        return c == '<' || is_space(c);
+        if (c != '<')
+            return false;
+        guard->place = TAG_START;
+        return true;
     case DONE:
-        return is_space(c);
+        return false;
     case UNKNOWN:
         return true;
     case BODY_TEXT:

@@ -11,9 +11,15 @@
  *   - an entry's path that is not its directory's path plus one name, a
  *     name that is not the path's last component, a name a sibling has;
  *   - anything but the canonical tag syntax: an unknown element or
- *     attribute, one given twice, a tag that closes without its required
- *     attributes, single quotes, `<` in a value, a size that is not
- *     digits, text between elements, an end before </filesystem>.
+ *     attribute (refused at its first byte no known name has), one given
+ *     twice, a tag that closes without its required attributes, a file
+ *     without a body, single quotes, anything but one space between
+ *     attributes, `<` in a value, a size that is not decimal, a mode that
+ *     is not octal up to 7777, an mtime not shaped YYYY-MM-DDTHH:MM:SS,
+ *     anything between elements or after </filesystem>, an end before it;
+ *   - elements out of place: a state is one <filesystem> holding one
+ *     <directory>, entries in directories, one <body> in each file, and
+ *     each end tag closes the innermost open element.
  * A completion that does not start with `<` (an error) is not guarded.
  * Copying a number from the operation line (a truncate's length, a
  * write's end) is easy for the model; counting bytes over BPE tokens is not
@@ -62,6 +68,9 @@ typedef struct lf_guard {
     uint32_t value_length;               /* all of it */
     uint32_t attributes_seen;            /* bit set over the entry attributes */
     bool base64;                         /* the body tag says encoding="base64" */
+    bool in_filesystem, in_file, in_body, in_symlink; /* open elements... */
+    bool file_has_body, root_written;
+    uint32_t depth;                      /* ...and how many directories */
     bool size_known;                     /* the last <file> tag gave a size */
     uint64_t size;                       /* ...this one */
     uint64_t body_expected;              /* text bytes or base64 characters */

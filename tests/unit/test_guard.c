@@ -154,7 +154,11 @@ static void tags_are_canonical(void **state)
 {
     fixture *f = *state;
     assert_false(takes_after(f, ROOT, "<dir "));                        /* unknown element */
-    assert_false(takes_after(f, ROOT, "<file colour="));                /* unknown attribute */
+    assert_false(takes_after(f, ROOT, "<fix"));                         /* refused at the x */
+    assert_false(takes_after(f, ROOT, "<file c"));                      /* unknown attribute */
+    assert_false(takes_after(f, ROOT "<file path=\"a\" ", "pa"));      /* path again */
+    assert_false(takes_after(f, ROOT, "<file path=\"a\" target"));    /* a symlink's */
+    assert_false(takes_after(f, ROOT, "</dir>"));
     assert_false(takes_after(f, ROOT, "<file path=\"a\" path="));      /* given twice */
     assert_false(takes_after(f, ROOT, "<file path='"));                 /* single quotes */
     assert_false(takes_after(f, ROOT, "<file path=\"a\"name"));         /* no space */
@@ -163,8 +167,63 @@ static void tags_are_canonical(void **state)
     assert_false(takes_after(f, ROOT, "<directory path=\"a\" name=\"a\">")); /* lacks mode... */
     assert_false(takes_after(f, ROOT, "<file path=\"a\" name=\"a\" " ATTRIBUTES ">")); /* size */
     assert_false(takes_after(f, ROOT, "text"));
-    assert_true(takes_after(f, ROOT, "\n  <file"));
-    assert_false(takes_after(f, ROOT "</directory></filesystem>", "<"));
+    assert_false(takes_after(f, ROOT, "\n"));                          /* none between tags */
+    assert_false(takes_after(f, ROOT, "<file  "));                     /* one space */
+    assert_false(takes_after(f, ROOT, "<file\n"));
+    assert_false(takes_after(f, ROOT "</directory></filesystem>", "\n"));
+    assert_false(takes_after(f, ROOT, "<file path=\"a\" name=\"a\" " ATTRIBUTES " size=\"0\" /"));
+    assert_false(takes_after(f, ROOT, "<file path=\"a\" mode=\"8"));   /* octal */
+    assert_false(takes_after(f, ROOT, "<file path=\"a\" mode=\"17777"));
+    assert_true(takes_after(f, ROOT, "<file path=\"a\" mode=\"07777\""));
+    assert_false(takes_after(f, ROOT, "<file path=\"a\" mode=\"\""));
+    assert_false(takes_after(f, ROOT, "<file path=\"a\" mtime=\"2025-01-01 "));
+    assert_false(takes_after(f, ROOT, "<file path=\"a\" mtime=\"2025-01-01T00:00\""));
+}
+
+static void elements_nest_as_in_a_state(void **state)
+{
+    fixture *f = *state;
+    assert_false(takes_after(f, "", "<directory "));       /* a state starts with <filesystem> */
+    assert_false(takes_after(f, "<filesystem>", "<file "));
+    assert_true(takes_after(f, "<filesystem>", "<directory "));
+    assert_false(takes_after(f, ROOT "</directory>", "<directory ")); /* one root */
+    assert_true(takes_after(f, ROOT "</directory>", "</filesystem>"));
+    assert_false(takes_after(f, ROOT FILE_A("0"), "<file "));         /* a file holds a body */
+    assert_false(takes_after(f, ROOT FILE_A("0"), "</file>"));        /* ...always */
+    assert_false(takes_after(f, ROOT FILE_A("0") "<body />", "<body "));
+    assert_true(takes_after(f, ROOT FILE_A("0") "<body />", "</file>"));
+    assert_false(takes_after(f, ROOT FILE_A("0") "<body />", "</directory>"));
+    assert_false(takes_after(f, ROOT, "</filesystem>"));               /* the root is open */
+    assert_false(takes_after(f, ROOT "<symlink path=\"l\" name=\"l\" " ATTRIBUTES
+                                     " target=\"a\">", "<file "));
+}
+
+/* Random walks over the bytes the guard allows: from everything it takes,
+ * some byte or the end is still allowed (decoding never meets a dead end). */
+static void no_dead_ends(void **state)
+{
+    fixture *f = *state;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        lf_random random;
+        lf_random_seed(&random, seed);
+        lf_guard guard;
+        lf_guard_start(&guard, &f->memory);
+        assert_true(lf_guard_take(&guard, (const uint8_t *)"<", 1));
+        for (int step = 0; step < 3000 && !(lf_guard_may_end(&guard) && step > 0); step++) {
+            uint8_t allowed[256];
+            size_t count = 0;
+            for (unsigned byte = 0; byte < 256; byte++) {
+                lf_guard copy = guard;
+                uint8_t c = (uint8_t)byte;
+                if (lf_guard_take(&copy, &c, 1))
+                    allowed[count++] = c;
+            }
+            if (count == 0)
+                fail_msg("seed %lu: a dead end after %d bytes", (unsigned long)seed, step);
+            uint8_t c = allowed[lf_random_below(&random, count)];
+            assert_true(lf_guard_take(&guard, &c, 1));
+        }
+    }
 }
 
 static void ends_only_where_a_state_may(void **state)
@@ -177,7 +236,7 @@ static void ends_only_where_a_state_may(void **state)
     assert_false(lf_guard_may_end(&guard));
     assert_int_equal(feed(&guard, "c</body></file></directory>"), 27);
     assert_false(lf_guard_may_end(&guard));
-    assert_int_equal(feed(&guard, "</filesystem>\n"), 14);
+    assert_int_equal(feed(&guard, "</filesystem>\n"), 13); /* nothing after it */
     assert_true(lf_guard_may_end(&guard));
     /* an error is not a state: nothing refused */
     lf_guard_start(&guard, &f->memory);
@@ -270,6 +329,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(base64_bodies_have_their_length, setup, teardown),
         cmocka_unit_test_setup_teardown(paths_and_names_follow_the_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(tags_are_canonical, setup, teardown),
+        cmocka_unit_test_setup_teardown(elements_nest_as_in_a_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_dead_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(ends_only_where_a_state_may, setup, teardown),
         cmocka_unit_test_setup_teardown(best_two_are_the_best_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(trials_leave_the_guard_intact, setup, teardown),
