@@ -5,8 +5,8 @@
 
 enum place {
     START,            /* nothing yet: a state starts with '<', an error does not */
-    TEXT,             /* between tags: whitespace only */
-    DONE,             /* after </filesystem>: whitespace only, then the end */
+    TEXT,             /* between tags: only the next '<' */
+    DONE,             /* after </filesystem>: only the end */
     TAG_START,        /* after '<' */
     TAG_NAME,
     TAG_INSIDE,       /* between attributes */
@@ -20,7 +20,7 @@ enum place {
     BODY_ENTITY,      /* inside &…; in a body */
     BODY_BASE64,
     BODY_CLOSE,       /* the body is complete: "</body></file>" follows */
-    UNKNOWN           /* not the canonical form: nothing is refused any more */
+    UNKNOWN           /* an entity the guard does not know, or no memory: refuses nothing */
 };
 
 static const char body_close[] = "</body></file>";
