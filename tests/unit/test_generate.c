@@ -396,8 +396,9 @@ static void test_ties_go_to_the_lowest_id(void **state)
 
 /* A model that always wants '<': a write's answer "<<<<" is no state, and
  * the guard refuses the second '<'; every other token ties, so the lowest
- * allowed id follows, '-' (a name byte: "<-" starts a tag). Reads and
- * unguarded generators keep the model's own choice. */
+ * allowed ids follow, which are the bytes of the only element a state may
+ * start with: "<filesy". Reads and unguarded generators keep the model's
+ * own choice. */
 static void test_the_guard_keeps_write_answers_to_the_state_syntax(void **state)
 {
     fixture *f = *state;
@@ -408,7 +409,7 @@ static void test_the_guard_keeps_write_answers_to_the_state_syntax(void **state)
     lf_generate_stats stats;
     lf_buffer guarded = complete(generator, prompts[1], TOKENS, &stats);
     assert_int_equal(guarded.length, TOKENS);
-    assert_memory_equal(guarded.data, "<------", TOKENS);
+    assert_memory_equal(guarded.data, "<filesy", TOKENS);
     assert_int_equal(stats.guard_changes, TOKENS - 1);
     lf_buffer read = complete(generator, prompts[0], TOKENS, &stats);
     assert_memory_equal(read.data, "<<<<<<<", TOKENS);
