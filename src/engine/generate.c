@@ -121,6 +121,7 @@ struct lf_generator {
     bool guarding;      /* this completion is guarded */
     lf_guard guard;     /* ...and this is where the guard is in it */
     lf_guard_memory guard_memory;
+    lf_guard_plan guard_plan; /* what the guard knows of this prompt's old state */
     size_t guard_changes;
 };
 
@@ -138,6 +139,7 @@ void lf_generator_free(lf_generator *generator)
     lf_token_array_free(&generator->greedy);
     lf_buffer_free(&generator->choices);
     lf_guard_memory_free(&generator->guard_memory);
+    lf_guard_plan_free(&generator->guard_plan);
     lf_generate_model_close(generator->owned_model);
     free(generator);
 }
@@ -307,7 +309,13 @@ int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, siz
     }
     lf_transformer_cache_reset(generator->cache);
     generator->guarding = generator->guard_states && prompt_size >= 4 && memcmp(prompt, "<W>\n", 4) == 0;
-    lf_guard_start(&generator->guard, &generator->guard_memory);
+    int64_t planned = generator->guarding
+                          ? lf_guard_plan_prompt(&generator->guard_plan, prompt, prompt_size)
+                          : 1;
+    if (planned < 0)
+        return planned;
+    lf_guard_start(&generator->guard, &generator->guard_memory,
+                   planned == 0 ? &generator->guard_plan : NULL);
     generator->guard_changes = 0;
     bool ended = false;
     int64_t status = lf_generate_encode_prompt(generator->encoder, prompt, prompt_size,

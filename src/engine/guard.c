@@ -1,5 +1,6 @@
 #include "engine/guard.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,10 +57,11 @@ void lf_guard_memory_free(lf_guard_memory *memory)
     memory->capacity = 0;
 }
 
-void lf_guard_start(lf_guard *guard, lf_guard_memory *memory)
+void lf_guard_start(lf_guard *guard, lf_guard_memory *memory, const lf_guard_plan *plan)
 {
     memset(guard, 0, sizeof *guard);
     guard->memory = memory;
+    guard->plan = plan;
     guard->place = START;
     guard->directory = SIZE_MAX;
 }
@@ -191,11 +193,11 @@ static bool parse_size(const char *text, uint32_t length, uint64_t *size)
     return true;
 }
 
-/* Whether the innermost directory already has an entry of the name just
- * read from a path. */
-static bool sibling_has_name(const lf_guard *guard, size_t length)
+/* Whether the innermost directory already has an entry of this name. */
+static bool has_sibling(const lf_guard *guard, const uint8_t *name, size_t length)
 {
-    const uint8_t *name = guard->memory->data + name_at(guard);
+    if (guard->directory == SIZE_MAX)
+        return false;
     for (size_t at = guard->directory + 2 * WORD + prefix_length(guard); at < guard->used;) {
         size_t other = read_word(guard, at);
         if (other == length && memcmp(guard->memory->data + at + WORD, name, length) == 0)
@@ -203,6 +205,228 @@ static bool sibling_has_name(const lf_guard *guard, size_t length)
         at += WORD + other;
     }
     return false;
+}
+
+/* ---------------------------------------------------------------- */
+/* Plans: what the operation does not name is copied                */
+
+/* Paths as a state writes them: "/" for the root, "docs/a.txt" below it. */
+static bool is_root(const uint8_t *path, size_t length)
+{
+    return length == 1 && path[0] == '/';
+}
+
+/* Whether path is top or lies below it. */
+static bool path_within(const uint8_t *path, size_t length, const uint8_t *top, size_t top_length)
+{
+    if (is_root(top, top_length))
+        return true;
+    return length >= top_length && memcmp(path, top, top_length) == 0 &&
+           (length == top_length || path[top_length] == '/');
+}
+
+/* Whether directory is path's parent (the root for "a"). */
+static bool path_is_parent(const uint8_t *directory, size_t directory_length, const uint8_t *path,
+                           size_t length)
+{
+    if (is_root(path, length))
+        return false;
+    size_t slash = length;
+    while (slash > 0 && path[slash - 1] != '/')
+        slash--;
+    if (slash == 0)
+        return is_root(directory, directory_length);
+    return directory_length == slash - 1 && memcmp(directory, path, slash - 1) == 0;
+}
+
+/* Whether a change at path is one at named or below it. The root names
+ * only itself: an operation on "/" changes no entry it holds (rmdir and
+ * rename of "/" fail). */
+static bool named_covers(const uint8_t *named, size_t named_length, const uint8_t *path, size_t length)
+{
+    return is_root(named, named_length) ? is_root(path, length)
+                                        : path_within(path, length, named, named_length);
+}
+
+bool lf_guard_may_change(const char *path, size_t length, const char *const *named,
+                         size_t named_count)
+{
+    for (size_t i = 0; i < named_count; i++) {
+        const uint8_t *top = (const uint8_t *)named[i];
+        size_t top_length = strlen(named[i]);
+        if (named_covers(top, top_length, (const uint8_t *)path, length) ||
+            path_is_parent((const uint8_t *)path, length, top, top_length))
+            return true;
+    }
+    return false;
+}
+
+static bool plan_may_change(const lf_guard_plan *plan, const uint8_t *path, size_t length)
+{
+    return lf_guard_may_change((const char *)path, length, (const char *const *)plan->named,
+                               plan->named_count);
+}
+
+/* Whether the plan holds the guard here: it has one and is not copying. */
+static bool planning(const lf_guard *guard)
+{
+    return guard->plan && guard->copy_at >= guard->copy_end;
+}
+
+static const lf_guard_kept *due_entry(const lf_guard *guard)
+{
+    const lf_guard_plan *plan = guard->plan;
+    return guard->next_kept < plan->kept_count ? &plan->kept[guard->next_kept] : NULL;
+}
+
+static const uint8_t *kept_path(const lf_guard_plan *plan, const lf_guard_kept *kept)
+{
+    return plan->state + kept->path_start;
+}
+
+/* Whether a kept entry that is still due lies within path. */
+static bool holds_due(const lf_guard *guard, const uint8_t *path, size_t length)
+{
+    const lf_guard_plan *plan = guard->plan;
+    for (uint32_t i = guard->next_kept; i < plan->kept_count; i++)
+        if (path_within(kept_path(plan, &plan->kept[i]), plan->kept[i].path_length, path, length))
+            return true;
+    return false;
+}
+
+/* The path of the directory the next entry goes in; false at the top,
+ * where the next entry is the root. */
+static bool directory_path(const lf_guard *guard, const uint8_t **path, size_t *length)
+{
+    if (guard->directory == SIZE_MAX)
+        return false;
+    size_t prefix_bytes = prefix_length(guard);
+    *path = prefix_bytes ? prefix(guard) : (const uint8_t *)"/";
+    *length = prefix_bytes ? prefix_bytes - 1 : 1;
+    return true;
+}
+
+typedef struct candidate {
+    const uint8_t *path;
+    size_t length;
+    const lf_guard_kept *kept; /* NULL for a path that may change */
+} candidate;
+
+/* The paths an entry with this tag (NULL: any entry tag) may take here
+ * under the plan: the due kept entry when it is this directory's, and the
+ * children of this directory on the way to a named path that may change,
+ * are not written yet, and are due if they hold kept entries (the old
+ * order is kept, and what a directory holds is written in it).  Returns
+ * how many, or SIZE_MAX within a named path, where the plan allows
+ * anything. */
+static size_t plan_candidates(const lf_guard *guard, const char *tag,
+                              candidate out[1 + LF_GUARD_NAMED_MAX])
+{
+    const lf_guard_plan *plan = guard->plan;
+    const uint8_t *directory = NULL;
+    size_t directory_length = 0, count = 0;
+    bool top = !directory_path(guard, &directory, &directory_length);
+    for (size_t i = 0; !top && i < plan->named_count; i++)
+        if (named_covers((const uint8_t *)plan->named[i], strlen(plan->named[i]), directory,
+                         directory_length) &&
+            !is_root(directory, directory_length))
+            return SIZE_MAX;
+    const lf_guard_kept *due = due_entry(guard);
+    const uint8_t *due_path = due ? kept_path(plan, due) : NULL;
+    if (due && (!tag || strcmp(tag, due->tag) == 0) &&
+        (top ? is_root(due_path, due->path_length)
+             : path_is_parent(directory, directory_length, due_path, due->path_length)))
+        out[count++] = (candidate){due_path, due->path_length, due};
+    for (size_t i = 0; i < plan->named_count; i++) {
+        const uint8_t *named = (const uint8_t *)plan->named[i];
+        size_t named_length = strlen(plan->named[i]), step = 1;
+        if (!top) { /* this directory's child on the way to the named path */
+            if (!path_within(named, named_length, directory, directory_length))
+                continue;
+            size_t skip = prefix_length(guard);
+            for (step = skip; step < named_length && named[step] != '/'; step++)
+                ;
+            if (has_sibling(guard, named + skip, step - skip))
+                continue;
+        }
+        const uint8_t *path = top ? (const uint8_t *)"/" : named;
+        if (!plan_may_change(plan, path, step))
+            continue;
+        if (holds_due(guard, path, step) &&
+            (!due || !path_within(due_path, due->path_length, path, step) ||
+             (tag && strcmp(tag, "directory") != 0)))
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j < count; j++)
+            seen |= out[j].length == step && memcmp(out[j].path, path, step) == 0;
+        if (!seen)
+            out[count++] = (candidate){path, step, NULL};
+    }
+    return count;
+}
+
+/* Whether an entry tag may open here under the plan. */
+static bool plan_allows_tag(const lf_guard *guard, const char *tag)
+{
+    candidate candidates[1 + LF_GUARD_NAMED_MAX];
+    return plan_candidates(guard, tag, candidates) > 0;
+}
+
+/* The candidate whose path the path value written so far (length bytes,
+ * the last one just written) begins (whole: is); NULL for none. */
+static const candidate *plan_path_match(const lf_guard *guard, size_t length, bool whole,
+                                        const candidate *candidates, size_t count)
+{
+    size_t skip = prefix_length(guard);
+    const uint8_t *written = guard->memory->data + name_at(guard);
+    for (size_t i = 0; i < count; i++) {
+        const candidate *c = &candidates[i];
+        if ((whole ? c->length == length : c->length >= length) &&
+            (length <= skip || memcmp(c->path + skip, written, length - skip) == 0))
+            return c;
+    }
+    return NULL;
+}
+
+/* A path value under the plan, length bytes so far (whole: its closing
+ * quote has come): false to refuse it. A whole path that is the due kept
+ * entry's starts the copy of that entry. */
+static bool plan_take_path(lf_guard *guard, size_t length, bool whole)
+{
+    candidate candidates[1 + LF_GUARD_NAMED_MAX];
+    char tag[LF_GUARD_NAME_MAX + 1];
+    memcpy(tag, guard->tag, sizeof tag);
+    size_t count = plan_candidates(guard, tag, candidates);
+    if (count == SIZE_MAX)
+        return true;
+    const candidate *match = plan_path_match(guard, length, whole, candidates, count);
+    if (!match)
+        return false;
+    if (whole && match->kept) {
+        guard->copy_at = match->kept->copy_start;
+        guard->copy_end = match->kept->copy_end;
+        guard->next_kept = match->kept->after;
+    } else if (whole) {
+        guard->must_hold = holds_due(guard, match->path, match->length);
+    }
+    return true;
+}
+
+/* Whether the innermost open element may end here under the plan: not a
+ * directory while a kept entry within it is due, nor the state while any
+ * is. */
+static bool plan_allows_end(const lf_guard *guard, const char *element)
+{
+    if (!planning(guard) || !due_entry(guard))
+        return true;
+    if (strcmp(element, "filesystem") == 0)
+        return false;
+    const uint8_t *directory;
+    size_t directory_length;
+    if (strcmp(element, "directory") != 0 || !directory_path(guard, &directory, &directory_length))
+        return true;
+    const lf_guard_kept *due = due_entry(guard);
+    return !path_within(kept_path(guard->plan, due), due->path_length, directory, directory_length);
 }
 
 static const char mtime_shape[] = "dddd-dd-ddTdd:dd:dd"; /* digits where 'd' */
@@ -263,6 +487,8 @@ static bool take_value_byte(lf_guard *guard, uint8_t c)
             if (!room(guard, write_at, write_at + 1))
                 return true;
             guard->memory->data[write_at] = c;
+            if (planning(guard) && !plan_take_path(guard, at + 1, false))
+                return false;
         }
     } else if (entry && guard->named && named(guard->attribute, guard->attribute_length, "name")) {
         if (at >= guard->name_length || guard->memory->data[guard->name_start + at] != c)
@@ -289,7 +515,10 @@ static bool end_attribute(lf_guard *guard)
                 return false;
             size_t name_length = length - skip;
             if (guard->directory != SIZE_MAX &&
-                (name_length == 0 || sibling_has_name(guard, name_length)))
+                (name_length == 0 ||
+                 has_sibling(guard, guard->memory->data + name_at(guard), name_length)))
+                return false;
+            if (planning(guard) && !plan_take_path(guard, length, true))
                 return false;
             guard->named = true;
             guard->name_start = name_at(guard);
@@ -451,7 +680,7 @@ static bool may_open(const lf_guard *guard, const char *element)
     if (guard->in_file)
         return strcmp(element, "body") == 0 && !guard->file_has_body;
     if (guard->depth > 0)
-        return entry;
+        return entry && (!planning(guard) || plan_allows_tag(guard, element));
     if (guard->in_filesystem)
         return strcmp(element, "directory") == 0 && !guard->root_written;
     return strcmp(element, "filesystem") == 0;
@@ -483,12 +712,23 @@ static bool extend_tag(lf_guard *guard, uint8_t c, bool end_tag)
     return false;
 }
 
+/* The attributes the current tag may still take: under a plan an entry
+ * gives its path first, which the plan needs to know what it is. */
+static uint32_t open_attributes(const lf_guard *guard)
+{
+    uint32_t open = element_of(guard)->allowed & ~guard->attributes_seen;
+    enum { PATH_BIT = 1 };
+    if (guard->plan && is_entry_tag(guard) && !(guard->attributes_seen & PATH_BIT))
+        open &= PATH_BIT;
+    return open;
+}
+
 /* Appends c to the attribute's name: false when no attribute the element
  * may still take starts so. */
 static bool extend_attribute(lf_guard *guard, uint8_t c)
 {
     append_capped(guard->attribute, &guard->attribute_length, LF_GUARD_NAME_MAX, c);
-    uint32_t open = element_of(guard)->allowed & ~guard->attributes_seen;
+    uint32_t open = open_attributes(guard);
     for (uint32_t bit = 0; bit < sizeof attribute_names / sizeof *attribute_names; bit++)
         if ((open & (1u << bit)) &&
             starts_with(attribute_names[bit], guard->attribute, guard->attribute_length))
@@ -508,11 +748,12 @@ static bool take_tag_byte(lf_guard *guard, uint8_t c)
         guard->tag[0] = '\0';
         guard->attributes_seen = 0;
         guard->base64 = false;
+        guard->must_hold = false;
         if (c != '/' && !is_name_byte(c))
             return false;
         if (c == '/') {
             guard->place = END_TAG;
-            return innermost(guard) != NULL;
+            return innermost(guard) != NULL && plan_allows_end(guard, innermost(guard));
         }
         guard->place = TAG_NAME;
         return extend_tag(guard, c, false);
@@ -533,6 +774,9 @@ static bool take_tag_byte(lf_guard *guard, uint8_t c)
                 return false;
             if (c == '/' && in_tag(guard, "file"))
                 return false; /* a file without a body */
+            if (c == '/' && (guard->must_hold ||
+                             (in_tag(guard, "filesystem") && !plan_allows_end(guard, "filesystem"))))
+                return false; /* an element without the kept entries it holds */
             if (c == '/' && in_tag(guard, "body") && guard->size_known && guard->size > 0)
                 return false; /* <body /> for a file that has bytes */
             if (c == '/')
@@ -551,7 +795,7 @@ static bool take_tag_byte(lf_guard *guard, uint8_t c)
         if (is_name_byte(c))
             return extend_attribute(guard, c);
         uint32_t bit = attribute_bit(guard);
-        if (c != '=' || !(bit & element_of(guard)->allowed) || (bit & guard->attributes_seen))
+        if (c != '=' || !(bit & open_attributes(guard)))
             return false;
         guard->attributes_seen |= bit;
         guard->place = ATTRIBUTE_EQUALS;
@@ -641,7 +885,7 @@ static bool take_body_byte(lf_guard *guard, uint8_t c)
     }
 }
 
-static bool take_byte(lf_guard *guard, uint8_t c)
+static bool take_syntax_byte(lf_guard *guard, uint8_t c)
 {
     switch ((enum place)guard->place) {
     case START:
@@ -664,6 +908,19 @@ static bool take_byte(lf_guard *guard, uint8_t c)
     default:
         return take_tag_byte(guard, c);
     }
+}
+
+/* A byte of the state, held to the old state's byte while copying. */
+static bool take_byte(lf_guard *guard, uint8_t c)
+{
+    if (guard->copy_at < guard->copy_end && guard->place != UNKNOWN) {
+        if (c != guard->plan->state[guard->copy_at])
+            return false;
+        bool taken = take_syntax_byte(guard, c); /* the plan's rules sleep until the copy ends */
+        guard->copy_at++;
+        return taken;
+    }
+    return take_syntax_byte(guard, c);
 }
 
 /* Takes the bytes into a copy of the guard, writing memory from floor up. */
@@ -729,4 +986,318 @@ bool lf_guard_best_two(const lf_guard *guard, const lf_tokenizer *tokenizer, con
     if (have_best && !have_second)
         *second = *best;
     return have_best;
+}
+
+/* ---------------------------------------------------------------- */
+/* Making plans                                                      */
+
+void lf_guard_plan_free(lf_guard_plan *plan)
+{
+    free(plan->state);
+    free(plan->kept);
+    for (size_t i = 0; i < plan->named_count; i++)
+        free(plan->named[i]);
+    memset(plan, 0, sizeof *plan);
+}
+
+/* An entry element of the old state, as the scan finds it. */
+typedef struct scanned {
+    size_t path_start, path_length, copy_start, tag_end, end;
+    size_t target_start, target_length; /* a symlink's */
+    const char *tag;
+} scanned;
+
+/* Where the attribute value after `key="` starts in [from, to), or 0. */
+static size_t value_after(const uint8_t *state, size_t from, size_t to, const char *key)
+{
+    size_t key_length = strlen(key);
+    for (size_t at = from; at + key_length <= to; at++)
+        if (memcmp(state + at, key, key_length) == 0)
+            return at + key_length;
+    return 0;
+}
+
+static size_t value_length(const uint8_t *state, size_t start, size_t size)
+{
+    const uint8_t *quote = memchr(state + start, '"', size - start);
+    return quote ? (size_t)(quote - state) - start : size - start;
+}
+
+/* The entries of a canonical state (one the guard takes whole: '<' only
+ * at tags, '"' only around values), in document order; 1 when an entry
+ * does not give its path first, -ENOMEM. */
+static int64_t scan_entries(const uint8_t *state, size_t size, scanned **entries, size_t *count)
+{
+    static const char *const tags[] = {"directory", "file", "symlink"};
+    size_t capacity = 0, depth = 0, *open = NULL; /* open elements: an entry's index or SIZE_MAX */
+    size_t open_capacity = 0;
+    int64_t status = 0;
+    *entries = NULL;
+    *count = 0;
+    for (size_t at = 0; status == 0 && at < size; at++) {
+        if (state[at] != '<')
+            continue;
+        size_t end = at + 1;
+        bool quoted = false;
+        while (end < size && (quoted || state[end] != '>'))
+            quoted ^= state[end++] == '"';
+        if (end >= size)
+            break;
+        if (state[at + 1] == '/') {
+            size_t closed = depth ? open[--depth] : SIZE_MAX;
+            if (closed != SIZE_MAX)
+                (*entries)[closed].end = end + 1;
+            at = end;
+            continue;
+        }
+        size_t name_end = at + 1;
+        while (name_end < end && state[name_end] != ' ' && state[name_end] != '/')
+            name_end++;
+        const char *tag = NULL;
+        for (size_t i = 0; i < sizeof tags / sizeof *tags; i++)
+            if (strlen(tags[i]) == name_end - at - 1 && memcmp(state + at + 1, tags[i], name_end - at - 1) == 0)
+                tag = tags[i];
+        bool self_closing = state[end - 1] == '/';
+        size_t index = SIZE_MAX;
+        if (tag) {
+            static const char path_first[] = " path=\"";
+            if (end - name_end < sizeof path_first ||
+                memcmp(state + name_end, path_first, sizeof path_first - 1) != 0) {
+                status = 1;
+                break;
+            }
+            if (*count == capacity) {
+                capacity = capacity ? 2 * capacity : 64;
+                scanned *grown = realloc(*entries, capacity * sizeof *grown);
+                if (!grown) {
+                    status = -ENOMEM;
+                    break;
+                }
+                *entries = grown;
+            }
+            scanned *entry = &(*entries)[*count];
+            *entry = (scanned){.tag = tag, .path_start = name_end + sizeof path_first - 1,
+                               .tag_end = end + 1, .end = end + 1};
+            entry->path_length = value_length(state, entry->path_start, end);
+            entry->copy_start = entry->path_start + entry->path_length + 1;
+            entry->target_start = value_after(state, entry->copy_start, end, " target=\"");
+            if (entry->target_start)
+                entry->target_length = value_length(state, entry->target_start, end);
+            index = (*count)++;
+        }
+        if (!self_closing) {
+            if (depth == open_capacity) {
+                open_capacity = open_capacity ? 2 * open_capacity : 16;
+                size_t *grown = realloc(open, open_capacity * sizeof *grown);
+                if (!grown) {
+                    status = -ENOMEM;
+                    break;
+                }
+                open = grown;
+            }
+            open[depth++] = index;
+        }
+        at = end;
+    }
+    free(open);
+    if (status != 0) {
+        free(*entries);
+        *entries = NULL;
+    }
+    return status;
+}
+
+/* Adds a named path (as the state writes it), once; false when there is
+ * no room, -ENOMEM aside. */
+static int64_t add_named(lf_guard_plan *plan, const uint8_t *path, size_t length)
+{
+    for (size_t i = 0; i < plan->named_count; i++)
+        if (strlen(plan->named[i]) == length && memcmp(plan->named[i], path, length) == 0)
+            return 0;
+    if (plan->named_count == LF_GUARD_NAMED_MAX)
+        return 0;
+    char *copy = malloc(length + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, path, length);
+    copy[length] = '\0';
+    plan->named[plan->named_count++] = copy;
+    return 0;
+}
+
+/* The path a symlink's target names, from the directory the link is in
+ * ("." and ".." resolved); false for a target it does not read (an
+ * entity, an empty one, more than out holds). */
+static bool resolve_target(const uint8_t *link, size_t link_length, const uint8_t *target,
+                           size_t target_length, char *out, size_t out_size, size_t *length)
+{
+    if (target_length == 0 || memchr(target, '&', target_length))
+        return false;
+    size_t used = 0;
+    if (target[0] != '/') { /* relative: start in the link's directory */
+        size_t slash = link_length;
+        while (slash > 0 && link[slash - 1] != '/')
+            slash--;
+        if (slash > out_size)
+            return false;
+        memcpy(out, link, slash ? slash - 1 : 0);
+        used = slash ? slash - 1 : 0;
+    }
+    for (size_t at = 0; at < target_length;) {
+        size_t end = at;
+        while (end < target_length && target[end] != '/')
+            end++;
+        size_t part = end - at;
+        if (part == 2 && target[at] == '.' && target[at + 1] == '.') {
+            while (used > 0 && out[used - 1] != '/')
+                used--;
+            used = used ? used - 1 : 0;
+        } else if (part > 0 && !(part == 1 && target[at] == '.')) {
+            if (used + 1 + part > out_size)
+                return false;
+            if (used)
+                out[used++] = '/';
+            memcpy(out + used, target + at, part);
+            used += part;
+        }
+        at = end + 1;
+    }
+    if (used == 0)
+        out[used++] = '/';
+    *length = used;
+    return true;
+}
+
+/* A plan for state (canonical, one the guard takes whole) and the paths
+ * named (as a state writes them); 1 when the state is not one. */
+static int64_t plan_make(lf_guard_plan *plan, const uint8_t *state, size_t size,
+                         const uint8_t *const *named, const size_t *named_lengths, size_t named_count,
+                         bool follow)
+{
+    lf_guard_memory memory = {0};
+    lf_guard check;
+    lf_guard_start(&check, &memory, NULL);
+    bool whole = lf_guard_take(&check, state, size) && check.place == DONE;
+    bool failed = check.failed;
+    lf_guard_memory_free(&memory);
+    if (failed)
+        return -ENOMEM;
+    if (!whole)
+        return 1;
+    scanned *entries;
+    size_t count;
+    int64_t status = scan_entries(state, size, &entries, &count);
+    if (status != 0)
+        return status;
+    plan->state = malloc(size);
+    plan->kept = malloc((count ? count : 1) * sizeof *plan->kept);
+    status = plan->state && plan->kept ? 0 : -ENOMEM;
+    if (status == 0)
+        memcpy(plan->state, state, size);
+    plan->state_size = size;
+    for (size_t i = 0; status == 0 && i < named_count; i++)
+        status = add_named(plan, named[i], named_lengths[i]);
+    /* named symlinks add what they point to, and so on down a chain */
+    for (size_t i = 0; follow && status == 0 && i < plan->named_count; i++)
+        for (size_t j = 0; status == 0 && j < count; j++) {
+            char target[1024];
+            size_t target_length;
+            if (entries[j].tag[0] == 's' && entries[j].path_length == strlen(plan->named[i]) &&
+                memcmp(state + entries[j].path_start, plan->named[i], entries[j].path_length) == 0 &&
+                resolve_target(state + entries[j].path_start, entries[j].path_length,
+                               state + entries[j].target_start, entries[j].target_length, target,
+                               sizeof target, &target_length))
+                status = add_named(plan, (const uint8_t *)target, target_length);
+        }
+    for (size_t i = 0; status == 0 && i < count; i++) {
+        const scanned *entry = &entries[i];
+        const uint8_t *path = state + entry->path_start;
+        if (plan_may_change(plan, path, entry->path_length))
+            continue;
+        bool named_below = false;
+        for (size_t j = 0; j < plan->named_count; j++)
+            named_below |= path_within((const uint8_t *)plan->named[j], strlen(plan->named[j]), path,
+                                       entry->path_length);
+        plan->kept[plan->kept_count++] = (lf_guard_kept){
+            .path_start = entry->path_start,
+            .path_length = entry->path_length,
+            .copy_start = entry->copy_start,
+            .copy_end = named_below ? entry->tag_end : entry->end,
+            .tag = entry->tag,
+        };
+    }
+    /* what follows each copy: the first kept entry past its end */
+    for (uint32_t i = 0; status == 0 && i < plan->kept_count; i++) {
+        uint32_t after = i + 1;
+        while (after < plan->kept_count && plan->kept[after].path_start < plan->kept[i].copy_end)
+            after++;
+        plan->kept[i].after = after;
+    }
+    free(entries);
+    if (status != 0)
+        lf_guard_plan_free(plan);
+    return status;
+}
+
+/* Reads `opening` at *at, then a path up to the next quote: absolute and
+ * plain (no character the state would write as an entity), converted to
+ * how a state writes it. */
+static bool read_path(const uint8_t *prompt, size_t size, size_t *at, const char *opening,
+                      const uint8_t **path, size_t *length)
+{
+    size_t opening_length = strlen(opening);
+    if (size - *at < opening_length || memcmp(prompt + *at, opening, opening_length) != 0)
+        return false;
+    size_t start = *at + opening_length, end = start;
+    while (end < size && prompt[end] != '\'') {
+        uint8_t c = prompt[end];
+        if (c < 0x20 || c == '&' || c == '<' || c == '>' || c == '"')
+            return false;
+        end++;
+    }
+    if (end >= size || end == start || prompt[start] != '/')
+        return false;
+    *path = end - start == 1 ? prompt + start : prompt + start + 1;
+    *length = end - start == 1 ? 1 : end - start - 1;
+    *at = end + 1;
+    return true;
+}
+
+/* Whether the prompt's operation, its name ending at end, is this one. */
+static bool operation_is(const uint8_t *prompt, size_t end, const char *name)
+{
+    return end - 4 == strlen(name) && memcmp(prompt + 4, name, end - 4) == 0;
+}
+
+int64_t lf_guard_plan_prompt(lf_guard_plan *plan, const uint8_t *prompt, size_t prompt_size)
+{
+    lf_guard_plan_free(plan);
+    if (prompt_size < 4 || memcmp(prompt, "<W>\n", 4) != 0)
+        return 1;
+    size_t at = 4;
+    while (at < prompt_size && prompt[at] >= 'a' && prompt[at] <= 'z')
+        at++;
+    bool rename = operation_is(prompt, at, "rename");
+    /* rename, unlink and rmdir act on a symlink itself, the others on what it names */
+    bool follow = !rename && !operation_is(prompt, at, "unlink") && !operation_is(prompt, at, "rmdir");
+    const uint8_t *named[2];
+    size_t named_lengths[2];
+    if (!read_path(prompt, prompt_size, &at, "('", &named[0], &named_lengths[0]) ||
+        (rename && !read_path(prompt, prompt_size, &at, ", new_path='", &named[1], &named_lengths[1])))
+        return 1;
+    /* the state follows the operation line's "\n---\n"; write data is raw
+     * and could hold that too, so the first one the guard reads as a whole
+     * state is taken */
+    static const char separator[] = "\n---\n<filesystem>";
+    size_t separator_length = sizeof separator - 1;
+    for (; at + separator_length <= prompt_size; at++) {
+        if (memcmp(prompt + at, separator, separator_length) != 0)
+            continue;
+        size_t state = at + 5;
+        int64_t status = plan_make(plan, prompt + state, prompt_size - state, named, named_lengths,
+                                   rename ? 2 : 1, follow);
+        if (status != 1)
+            return status;
+    }
+    return 1;
 }

@@ -27,6 +27,18 @@
  * The guard never adds a byte: the most probable allowed token is taken,
  * and where nothing is refused that is the plain greedy choice.
  *
+ * With a plan (lf_guard_plan_prompt), the guard also knows the old state
+ * and the paths the operation names, and holds the answer to the rule the
+ * engine validates it by (docs/DECISIONS.md, "The guard copies what the
+ * operation does not name"): the new state differs from the old only at
+ * the named paths, what lies below them and their parent directories.
+ * Every other entry is written where and as the old state has it: its path
+ * when it is due (entries in the old order, none skipped), then its tag
+ * and, unless a named path lies below it, all it holds, byte for byte. A
+ * directory may not end, nor the state, while such an entry is due in it;
+ * the model chooses what changes, where new entries go, and everything in
+ * a named subtree. Entries put their path first under a plan.
+ *
  * It holds the model to the canonical form it was trained on (docs/FORMAT.md
  * §1; in bodies `&amp;` `&lt;` `&gt;`, numeric references counted as their
  * UTF-8 bytes); an entity it does not know, or memory that runs out, makes
@@ -55,10 +67,56 @@ typedef struct lf_guard_memory {
 
 void lf_guard_memory_free(lf_guard_memory *memory);
 
+/* An entry of the old state that the operation does not name. */
+typedef struct lf_guard_kept {
+    size_t path_start, path_length; /* its path attribute's value in the old state */
+    size_t copy_start, copy_end;    /* the old state's bytes the answer repeats after
+                                       that value's closing quote: to the entry's end,
+                                       or to its start tag's end when a named path lies
+                                       below it */
+    const char *tag;                /* "directory", "file" or "symlink" */
+    uint32_t after;                 /* the kept entry that is due after this copy */
+} lf_guard_kept;
+
+enum { LF_GUARD_NAMED_MAX = 8 };
+
+/* What a guard knows of a <W> prompt: the old state and the paths the
+ * operation names, as the state writes paths ("/" for the root,
+ * "docs/a.txt"); a named symlink adds its target, since the dataset's
+ * operations follow one (a write to `latest` changes what it points to),
+ * except rename, unlink and rmdir, which act on the link. */
+typedef struct lf_guard_plan {
+    uint8_t *state;
+    size_t state_size;
+    lf_guard_kept *kept; /* in the old state's order */
+    uint32_t kept_count;
+    char *named[LF_GUARD_NAMED_MAX];
+    size_t named_count;
+} lf_guard_plan;
+
+/* Makes the plan for a prompt "<W>\nop('/path', ...)\n---\n<filesystem>...":
+ * the named paths are the operation's first path and a rename's new_path.
+ * Returns 0, 1 when the prompt is not one a plan can be made for (another
+ * kind, an operation line or a state it does not read: the guard then
+ * follows syntax only), or -ENOMEM. A plan made before is replaced. */
+int64_t lf_guard_plan_prompt(lf_guard_plan *plan, const uint8_t *prompt, size_t prompt_size);
+void lf_guard_plan_free(lf_guard_plan *plan);
+
+/* The engine's rule (the one lf_guard_plan_prompt's plans enforce):
+ * whether a path may change under an operation that names these paths, all
+ * written as a state writes them: at a named path, below one, or at a named
+ * path's parent directory, whose times the operation moves. */
+bool lf_guard_may_change(const char *path, size_t length, const char *const *named,
+                         size_t named_count);
+
 /* Where the guard is in the completion; a plain value: a copy is how a
  * token is tried without committing it. */
 typedef struct lf_guard {
     lf_guard_memory *memory;
+    const lf_guard_plan *plan;           /* NULL: the guard follows syntax only */
+    uint32_t next_kept;                  /* the plan's kept entry that is due */
+    size_t copy_at, copy_end;            /* old state bytes still to repeat */
+    bool must_hold;                      /* this tag, at a named path, holds kept entries */
     uint8_t place;                       /* outside tags, in a tag, in a body... */
     bool failed;                         /* out of memory: refuses nothing more */
     char tag[LF_GUARD_NAME_MAX + 1];     /* the current tag's name */
@@ -86,8 +144,9 @@ typedef struct lf_guard {
 } lf_guard;
 
 /* A guard at the start of a completion, using memory (kept between
- * completions to save allocations). */
-void lf_guard_start(lf_guard *guard, lf_guard_memory *memory);
+ * completions to save allocations), following plan (which must outlive
+ * it) or, with NULL, syntax only. */
+void lf_guard_start(lf_guard *guard, lf_guard_memory *memory, const lf_guard_plan *plan);
 /* Whether the bytes may follow what the guard has seen, and if so moves
  * past them; a refused guard is left as it was. */
 bool lf_guard_take(lf_guard *guard, const uint8_t *bytes, size_t length);

@@ -18,6 +18,7 @@
 #include "codec/llmz.h"
 #include "common/file.h"
 #include "engine/generate.h"
+#include "engine/guard.h"
 #include "fs/tree.h"
 #include "fs/xml.h"
 #include "fuse/serve.h"
@@ -214,29 +215,21 @@ static int error_of(const lf_buffer *completion)
 /* ---------------------------------------------------------------- */
 /* Validating a new state                                            */
 
-static bool is_within(const char *path, const char *top)
+/* A path as a state writes it: "/" for the root, "docs/a" for "/docs/a". */
+static const char *state_path(const char *path)
 {
-    size_t length = strlen(top);
-    return strncmp(path, top, length) == 0 && (path[length] == '\0' || path[length] == '/');
+    return path[0] == '/' && path[1] ? path + 1 : path;
 }
 
-static bool is_parent(const char *path, const char *child)
-{
-    const char *slash = strrchr(child, '/');
-    if (!slash)
-        return false;
-    size_t length = slash == child ? 1 : (size_t)(slash - child);
-    return strlen(path) == length && strncmp(path, child, length) == 0;
-}
-
-/* A change is allowed at the operation's path and what lies below it, at
- * a rename's new path and below, and at their parent directories (whose
- * times an operation moves). */
+/* The rule the guard holds answers to (lf_guard_may_change): a change is
+ * allowed at the operation's path and below it, at a rename's new path and
+ * below, and at their parent directories (whose times an operation moves). */
 static bool change_allowed(const lf_sim_operation *operation, const char *path)
 {
-    bool two_paths = operation->op == LF_SIM_RENAME;
-    return is_within(path, operation->path) || is_parent(path, operation->path) ||
-           (two_paths && (is_within(path, operation->other) || is_parent(path, operation->other)));
+    const char *named[] = {state_path(operation->path),
+                           operation->op == LF_SIM_RENAME ? state_path(operation->other) : ""};
+    path = state_path(path);
+    return lf_guard_may_change(path, strlen(path), named, operation->op == LF_SIM_RENAME ? 2 : 1);
 }
 
 typedef struct change_check {

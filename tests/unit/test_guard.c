@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,7 +55,7 @@ static bool takes(lf_guard guard, const char *text)
 static bool takes_after(fixture *f, const char *before, const char *next)
 {
     lf_guard guard;
-    lf_guard_start(&guard, &f->memory);
+    lf_guard_start(&guard, &f->memory, NULL);
     assert_int_equal(feed(&guard, before), strlen(before));
     return feed(&guard, next) == strlen(next);
 }
@@ -69,7 +70,7 @@ static void canonical_states_pass_whole(void **state)
         lf_buffer xml = {0};
         assert_true(lf_xml_write(tree, 0, &xml, NULL) >= 0);
         lf_guard guard;
-        lf_guard_start(&guard, &f->memory);
+        lf_guard_start(&guard, &f->memory, NULL);
         for (size_t i = 0; i < xml.length; i++) {
             if (!lf_guard_take(&guard, xml.data + i, 1))
                 fail_msg("seed %lu: byte %zu refused: ...%.60s", (unsigned long)seed, i,
@@ -207,7 +208,7 @@ static void no_dead_ends(void **state)
         lf_random random;
         lf_random_seed(&random, seed);
         lf_guard guard;
-        lf_guard_start(&guard, &f->memory);
+        lf_guard_start(&guard, &f->memory, NULL);
         assert_true(lf_guard_take(&guard, (const uint8_t *)"<", 1));
         for (int step = 0; step < 3000 && !(lf_guard_may_end(&guard) && step > 0); step++) {
             uint8_t allowed[256];
@@ -230,7 +231,7 @@ static void ends_only_where_a_state_may(void **state)
 {
     fixture *f = *state;
     lf_guard guard;
-    lf_guard_start(&guard, &f->memory);
+    lf_guard_start(&guard, &f->memory, NULL);
     assert_true(lf_guard_may_end(&guard));
     assert_int_equal(feed(&guard, ROOT FILE_A("3") "<body>ab"), strlen(ROOT FILE_A("3")) + 8);
     assert_false(lf_guard_may_end(&guard));
@@ -239,7 +240,7 @@ static void ends_only_where_a_state_may(void **state)
     assert_int_equal(feed(&guard, "</filesystem>\n"), 13); /* nothing after it */
     assert_true(lf_guard_may_end(&guard));
     /* an error is not a state: nothing refused */
-    lf_guard_start(&guard, &f->memory);
+    lf_guard_start(&guard, &f->memory, NULL);
     assert_int_equal(feed(&guard, "ERROR: ENOENT <x y='z'>"), 23);
     assert_true(lf_guard_may_end(&guard));
 }
@@ -276,7 +277,7 @@ static void best_two_are_the_best_allowed(void **state)
     assert_int_equal(best, LF_TOKEN_ENDOFTEXT);
     assert_int_equal(second, cd);
     lf_guard guard;
-    lf_guard_start(&guard, &f->memory);
+    lf_guard_start(&guard, &f->memory, NULL);
     assert_int_equal(feed(&guard, ROOT FILE_A("3") "<body>ab"), strlen(ROOT FILE_A("3")) + 8);
     assert_true(lf_guard_best_two(&guard, tokenizer, logits, vocabulary, &best, &second));
     assert_int_equal(best, c_end);
@@ -306,7 +307,7 @@ static void trials_leave_the_guard_intact(void **state)
     for (uint32_t id = LF_TOKEN_FIRST_MERGE; id < vocabulary; id++)
         logits[id] = (float)id; /* rising: each is tried, as it beats the best so far */
     lf_guard guard;
-    lf_guard_start(&guard, &f->memory);
+    lf_guard_start(&guard, &f->memory, NULL);
     const char *inside = DOCS "<directory path=\"docs/x\" name=\"x\" mode=\"755\" owner=\"root\" "
                               "group=\"root\" mtime=\"2025-01-01T00:00:00\" />"
                               "<file path=\"docs/y\" name=\"y\" " ATTRIBUTES " size=\"0";
@@ -319,6 +320,236 @@ static void trials_leave_the_guard_intact(void **state)
     assert_false(takes(guard, "\"><body /></file></directory><file path=\"docs\""));
     free(logits);
     lf_tokenizer_free(tokenizer);
+}
+
+/* ---- plans: what the operation does not name is copied ------------------- */
+
+#define NODE(tag, path, name, mode, time) \
+    "<" tag " path=\"" path "\" name=\"" name "\" mode=\"" mode "\" owner=\"root\" group=\"root\" mtime=\"2025-01-01T00:00:0" time "\""
+#define OLD_ROOT NODE("directory", "/", "/", "755", "1") ">"
+#define OLD_A NODE("file", "a.txt", "a.txt", "644", "1") " size=\"2\"><body>hi</body></file>"
+#define OLD_DOCS NODE("directory", "docs", "docs", "755", "1") ">"
+#define OLD_B NODE("file", "docs/b.txt", "b.txt", "644", "1") " size=\"0\"><body /></file>"
+#define OLD_LINK NODE("symlink", "link", "link", "777", "1") " target=\"a.txt\" />"
+#define OLD_STATE "<filesystem>" OLD_ROOT OLD_A OLD_DOCS OLD_B "</directory>" OLD_LINK "</directory></filesystem>"
+
+typedef struct planned {
+    lf_guard_plan plan;
+    lf_guard guard;
+} planned;
+
+/* A guard with the plan for the operation line on OLD_STATE. */
+static void start_planned(fixture *f, planned *p, const char *operation)
+{
+    lf_buffer prompt = {0};
+    assert_int_equal(lf_buffer_append_string(&prompt, "<W>\n"), 0);
+    assert_int_equal(lf_buffer_append_string(&prompt, operation), 0);
+    assert_int_equal(lf_buffer_append_string(&prompt, "\n---\n" OLD_STATE), 0);
+    memset(&p->plan, 0, sizeof p->plan);
+    assert_int_equal(lf_guard_plan_prompt(&p->plan, prompt.data, prompt.length), 0);
+    lf_guard_start(&p->guard, &f->memory, &p->plan);
+    lf_buffer_free(&prompt);
+}
+
+/* Where a planned guard first refuses text (its length: nowhere). */
+static size_t planned_feed(fixture *f, const char *operation, const char *text)
+{
+    planned p;
+    start_planned(f, &p, operation);
+    size_t taken = feed(&p.guard, text);
+    size_t length = strlen(text);
+    if (taken == length && length > 13 && strcmp(text + length - 13, "</filesystem>") == 0)
+        assert_true(lf_guard_may_end(&p.guard));
+    lf_guard_plan_free(&p.plan);
+    return taken;
+}
+
+static size_t offset_of(const char *text, const char *part)
+{
+    const char *found = strstr(text, part);
+    assert_non_null(found);
+    return (size_t)(found - text);
+}
+
+static void plans_copy_what_the_operation_does_not_name(void **state)
+{
+    fixture *f = *state;
+    const char *chmod_b = "chmod('/docs/b.txt', mode=0o100600)";
+    /* the answer: only docs/b.txt and its directory change */
+    const char *answer = "<filesystem>" OLD_ROOT OLD_A OLD_DOCS
+                         NODE("file", "docs/b.txt", "b.txt", "600", "1") " size=\"0\"><body /></file>"
+                         "</directory>" OLD_LINK "</directory></filesystem>";
+    assert_int_equal(planned_feed(f, chmod_b, answer), strlen(answer));
+    /* another entry's mtime, one second off: refused at that digit */
+    const char *touched = "<filesystem>" OLD_ROOT NODE("file", "a.txt", "a.txt", "644", "2");
+    assert_int_equal(planned_feed(f, chmod_b, touched), strlen(touched) - 2);
+    /* the due entry skipped: a symlink may only be docs here, so "l" is refused */
+    const char *skipped = "<filesystem>" OLD_ROOT "<symlink path=\"link";
+    assert_int_equal(planned_feed(f, chmod_b, skipped), offset_of(skipped, "\"link") + 1);
+    /* a kept file written as a directory: no candidate path starts so */
+    const char *kind = "<filesystem>" OLD_ROOT "<directory path=\"a";
+    assert_int_equal(planned_feed(f, chmod_b, kind), strlen(kind) - 1);
+    /* the root may not end while link is due, nor the state */
+    const char *early = "<filesystem>" OLD_ROOT OLD_A OLD_DOCS OLD_B "</directory></directory>";
+    assert_int_equal(planned_feed(f, chmod_b, early), strlen(early) - 11);
+    /* nor docs while its kept entry is due (it is under a rename of a.txt) */
+    const char *rename_a = "rename('/a.txt', new_path='/docs/c.txt', now='2025-01-01T00:00:02')";
+    const char *emptied = "<filesystem>" OLD_ROOT OLD_DOCS "</directory>";
+    assert_int_equal(planned_feed(f, rename_a, emptied), strlen(emptied) - 11);
+    const char *renamed = "<filesystem>" OLD_ROOT OLD_DOCS OLD_B
+                          NODE("file", "docs/c.txt", "c.txt", "644", "1") " size=\"2\"><body>hi</body></file>"
+                          "</directory>" OLD_LINK "</directory></filesystem>";
+    assert_int_equal(planned_feed(f, rename_a, renamed), strlen(renamed));
+    /* entries give their path first under a plan */
+    const char *name_first = "<filesystem><directory name";
+    assert_int_equal(planned_feed(f, chmod_b, name_first), strlen(name_first) - 4);
+}
+
+static void plans_follow_symlinks_as_the_operation_does(void **state)
+{
+    fixture *f = *state;
+    /* a chmod through link changes a.txt; an unlink of link does not */
+    const char *changed_a = "<filesystem>" OLD_ROOT NODE("file", "a.txt", "a.txt", "600", "1");
+    assert_int_equal(planned_feed(f, "chmod('/link', mode=0o100600)", changed_a), strlen(changed_a));
+    assert_int_equal(planned_feed(f, "unlink('/link', now='2025-01-01T00:00:02')", changed_a),
+                     offset_of(changed_a, "600") + 1);
+    const char *unlinked = "<filesystem>" NODE("directory", "/", "/", "755", "2") ">" OLD_A OLD_DOCS OLD_B
+                           "</directory></directory></filesystem>";
+    assert_int_equal(planned_feed(f, "unlink('/link', now='2025-01-01T00:00:02')", unlinked),
+                     strlen(unlinked));
+    /* the root names only itself: its entries are copied */
+    const char *root_mode = "<filesystem>" NODE("directory", "/", "/", "700", "1") ">"
+                            NODE("file", "a.txt", "a.txt", "600", "1");
+    assert_int_equal(planned_feed(f, "chmod('/', mode=0o40700)", root_mode), offset_of(root_mode, "600") + 1);
+    /* prompts a plan cannot be made for: the guard follows syntax only */
+    lf_guard_plan plan = {0};
+    const char *prompts[] = {"<R>\nreaddir('/', fh=0)\n---\n" OLD_STATE,
+                             "<W>\nchmod(docs, mode=0o100600)\n---\n" OLD_STATE,
+                             "<W>\nchmod('/docs', mode=0o100600)\n---\n<filesystem>",
+                             "<W>\nrename('/a.txt')\n---\n" OLD_STATE};
+    for (size_t i = 0; i < sizeof prompts / sizeof *prompts; i++)
+        assert_int_equal(lf_guard_plan_prompt(&plan, (const uint8_t *)prompts[i], strlen(prompts[i])), 1);
+    /* write data may hold the separator: the state is the one that reads whole */
+    const char *tricky = "<W>\nwrite('/a.txt', data=x\n---\n<filesystem>, data_length=16)\n---\n" OLD_STATE;
+    assert_int_equal(lf_guard_plan_prompt(&plan, (const uint8_t *)tricky, strlen(tricky)), 0);
+    assert_int_equal(plan.state_size, strlen(OLD_STATE));
+    lf_guard_plan_free(&plan);
+}
+
+/* Random walks under plans for random trees and operations on their
+ * paths: never a dead end, and every walk that ends is a state that
+ * parses and differs from the old one only where the engine allows. */
+typedef struct allowed_check {
+    const char *const *named;
+    size_t count;
+    char outside[4096];
+} allowed_check;
+
+static int64_t check_allowed(void *context, const char *path)
+{
+    allowed_check *check = context;
+    const char *state_path = path[1] ? path + 1 : path;
+    if (lf_guard_may_change(state_path, strlen(state_path), check->named, check->count))
+        return 0;
+    snprintf(check->outside, sizeof check->outside, "%s", path);
+    return 1;
+}
+
+static void collect_paths(const lf_tree *tree, const char *path, char ***paths, size_t *count)
+{
+    (void)tree;
+    *paths = realloc(*paths, (*count + 1) * sizeof **paths);
+    (*paths)[(*count)++] = strdup(path);
+}
+
+static void planned_walks_end_in_allowed_states(void **state)
+{
+    fixture *f = *state;
+    static const char *const operations[] = {"chmod", "rename", "unlink", "mkdir", "write"};
+    int ended = 0;
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        lf_random random;
+        lf_random_seed(&random, seed);
+        lf_tree *tree = lf_test_random_tree(&random, 2 + (int)lf_random_below(&random, 12));
+        lf_buffer old = {0};
+        assert_true(lf_xml_write(tree, 0, &old, NULL) >= 0);
+        /* named paths: existing entries' paths (from the state) or new ones */
+        char **paths = NULL;
+        size_t path_count = 0;
+        for (const char *at = (const char *)old.data; (at = strstr(at, " path=\"")); at += 7) {
+            const char *end = strchr(at + 7, '"');
+            char *path = strndup(at + 7, (size_t)(end - at - 7));
+            if (!strchr(path, '&') && !strchr(path, '\''))
+                collect_paths(tree, path, &paths, &path_count);
+            free(path);
+        }
+        const char *operation = operations[lf_random_below(&random, 5)];
+        const char *first = paths[lf_random_below(&random, path_count)];
+        const char *second = lf_random_below(&random, 2) ? paths[lf_random_below(&random, path_count)] : "new";
+        char line[8192];
+        snprintf(line, sizeof line, "<W>\n%s('/%s'%s%s%s)\n---\n", operation, strcmp(first, "/") ? first : "",
+                 strcmp(operation, "rename") == 0 ? ", new_path='/" : "",
+                 strcmp(operation, "rename") == 0 ? second : "", strcmp(operation, "rename") == 0 ? "'" : "");
+        lf_buffer prompt = {0};
+        assert_int_equal(lf_buffer_append_string(&prompt, line), 0);
+        assert_int_equal(lf_buffer_append(&prompt, old.data, old.length), 0);
+        lf_guard_plan plan = {0};
+        int64_t made = lf_guard_plan_prompt(&plan, prompt.data, prompt.length);
+        assert_true(made == 0 || made == 1);
+        lf_guard guard;
+        lf_guard_start(&guard, &f->memory, made == 0 ? &plan : NULL);
+        lf_buffer walk = {0};
+        assert_true(lf_guard_take(&guard, (const uint8_t *)"<", 1));
+        assert_int_equal(lf_buffer_append(&walk, "<", 1), 0);
+        for (int step = 0; step < 20000 && !lf_guard_may_end(&guard); step++) {
+            uint8_t allowed[256];
+            size_t count = 0;
+            for (unsigned byte = 0; byte < 256; byte++) {
+                lf_guard copy = guard;
+                uint8_t c = (uint8_t)byte;
+                if (lf_guard_take(&copy, &c, 1))
+                    allowed[count++] = c;
+            }
+            if (count == 0)
+                fail_msg("seed %lu: a dead end after %.*s", (unsigned long)seed, (int)walk.length,
+                         (const char *)walk.data);
+            /* mostly '<', '>', '"' or '1' where allowed: walks that end, in
+             * states that parse (dates of ones are dates) */
+            uint8_t preferred[4];
+            size_t preferred_count = 0;
+            for (size_t i = 0; i < count; i++)
+                if (memchr("<>\"1", allowed[i], 4))
+                    preferred[preferred_count++] = allowed[i];
+            uint8_t c = preferred_count && lf_random_below(&random, 8) != 0
+                            ? preferred[lf_random_below(&random, preferred_count)]
+                            : allowed[lf_random_below(&random, count)];
+            assert_true(lf_guard_take(&guard, &c, 1));
+            assert_int_equal(lf_buffer_append(&walk, &c, 1), 0);
+        }
+        lf_tree *walked = NULL;
+        if (made == 0 && lf_guard_may_end(&guard) &&
+            lf_xml_parse(walk.data, walk.length, 0, &walked, NULL) == 0) {
+            ended++;
+            allowed_check check = {.named = (const char *const *)plan.named, .count = plan.named_count};
+            lf_tree *before = NULL; /* as the engine holds it: parsed from the state */
+            assert_int_equal(lf_xml_parse(old.data, old.length, 0, &before, NULL), 0);
+            int64_t changed = lf_tree_compare(before, walked, check_allowed, &check);
+            lf_tree_free(before);
+            if (changed != 0)
+                fail_msg("seed %lu: %s changed at %s:\n%.*s", (unsigned long)seed, line, check.outside,
+                         (int)walk.length, (const char *)walk.data);
+            lf_tree_free(walked);
+        }
+        for (size_t i = 0; i < path_count; i++)
+            free(paths[i]);
+        free(paths);
+        lf_buffer_free(&walk);
+        lf_buffer_free(&prompt);
+        lf_buffer_free(&old);
+        lf_guard_plan_free(&plan);
+        lf_tree_free(tree);
+    }
+    assert_true(ended >= 40); /* the property was checked, not skipped (49 of 300) */
 }
 
 int main(void)
@@ -334,6 +565,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(ends_only_where_a_state_may, setup, teardown),
         cmocka_unit_test_setup_teardown(best_two_are_the_best_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(trials_leave_the_guard_intact, setup, teardown),
+        cmocka_unit_test_setup_teardown(plans_copy_what_the_operation_does_not_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(plans_follow_symlinks_as_the_operation_does, setup, teardown),
+        cmocka_unit_test_setup_teardown(planned_walks_end_in_allowed_states, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,9 @@
  * second past its newest mtime; the lines are the same for a seed with and
  * without the loopback mount; no prompt appears twice, so training and
  * evaluation share none; and every line is JSON that gives back the
- * example.  Generation itself checks each operation against the kernel. */
+ * example; and the engine's state guard, with the plan it makes from a
+ * prompt, takes each new state whole (it changes only what the operation
+ * names).  Generation itself checks each operation against the kernel. */
 #include <errno.h>
 #include <jansson.h>
 #include <linux/magic.h>
@@ -22,6 +24,7 @@
 #include "common/base64.h"
 #include "common/buffer.h"
 #include "common/error.h"
+#include "engine/guard.h"
 #include "fs/tree.h"
 #include "fs/xml.h"
 #include "sim/dataset.h"
@@ -37,6 +40,7 @@ typedef struct collected {
     size_t reads, writes;
     size_t op_counts[LF_SIM_OP_COUNT];
     size_t enoent, eexist, enotempty, enotdir, eisdir;
+    size_t planned; /* new states the guard took with a plan */
 } collected;
 
 static void collected_free(collected *c)
@@ -107,6 +111,28 @@ static void check_line(const lf_sim_example *example, const lf_buffer *line)
     json_decref(object);
 }
 
+/* The guard with the plan for the prompt takes the true new state whole:
+ * the plan's rule (what the operation does not name stays as it was, in
+ * its order) holds for every operation the simulator runs. */
+static void guard_takes_the_answer(collected *c, const lf_sim_example *example)
+{
+    lf_guard_plan plan = {0};
+    int64_t made = lf_guard_plan_prompt(&plan, (const uint8_t *)example->prompt, example->prompt_length);
+    assert_true(made == 0 || made == 1);
+    lf_guard_memory memory = {0};
+    lf_guard guard;
+    lf_guard_start(&guard, &memory, made == 0 ? &plan : NULL);
+    for (size_t i = 0; i < example->completion_length; i++)
+        if (!lf_guard_take(&guard, example->completion + i, 1))
+            fail_msg("the guard refuses byte %zu of the answer to\n%.*s\n---\n%.*s", i,
+                     (int)example->prompt_length, example->prompt, (int)example->completion_length,
+                     (const char *)example->completion);
+    assert_true(lf_guard_may_end(&guard));
+    c->planned += made == 0;
+    lf_guard_memory_free(&memory);
+    lf_guard_plan_free(&plan);
+}
+
 static int64_t collect(void *context, lf_sim_split split, const lf_sim_example *example)
 {
     collected *c = context;
@@ -139,6 +165,8 @@ static int64_t collect(void *context, lf_sim_split split, const lf_sim_example *
     c->prompts = realloc(c->prompts, (c->prompt_count + 1) * sizeof *c->prompts);
     c->prompts[c->prompt_count] = strndup(example->prompt, example->prompt_length);
     c->prompt_count++;
+    if (!read && example->status >= 0)
+        guard_takes_the_answer(c, example);
     c->split_counts[split]++;
     c->op_counts[op->op]++;
     *(read ? &c->reads : &c->writes) += 1;
@@ -192,6 +220,7 @@ static void test_examples_follow_from_their_prompts(void **state)
         if (c.op_counts[op] == 0)
             fail_msg("no %s example", lf_sim_op_name((lf_sim_op)op));
     assert_true(c.reads > 0 && c.writes > 0);
+    assert_true(c.planned > c.writes / 2);
     assert_true(c.enoent > 0 && c.eexist > 0 && c.enotempty > 0 && c.enotdir > 0 && c.eisdir > 0);
     /* No prompt twice, within or across the splits. */
     qsort(c.prompts, c.prompt_count, sizeof *c.prompts, compare_prompts);
