@@ -42,8 +42,11 @@ static void print_usage(FILE *stream)
             "                  (after a broken state, a state) counts, in a line of its\n"
             "                  own (the table stays greedy)\n"
             "  --unguarded     the model's plain greedy answers: without the engine's\n"
-            "                  state guard, which keeps W answers to the XML the strict\n"
-            "                  parser accepts (body lengths, paths, names, tags)\n\n"
+            "                  guard, which keeps W answers to the XML the strict parser\n"
+            "                  accepts (body lengths, paths, names, tags) and to the\n"
+            "                  engine's rule (what the operation does not name is copied\n"
+            "                  from the old state), getattr and readdir answers to their\n"
+            "                  JSON shape (no name listed twice)\n\n"
             "Prints per operation and per kind (R, W) the examples, exact ones and mean\n"
             "latency; how many write completions that should be an XML state parse as one;\n"
             "latency and speed; how many tokens the guard chose. The last line is\n"
@@ -482,11 +485,11 @@ static int64_t print_summary(const example_set *examples, const outcome *outcome
            (double)count / seconds, (double)(prompt_tokens + completion_tokens) / seconds,
            prompt_tokens, completion_tokens, seconds);
     if (guarded)
-        printf("state guard: %zu tokens chosen instead of the model's first choice, in %zu "
+        printf("guard: %zu tokens chosen instead of the model's first choice, in %zu "
                "answers\n",
                guard_changes, guarded_answers);
     else
-        printf("state guard: off (--unguarded)\n");
+        printf("guard: off (--unguarded)\n");
     if (retries)
         printf("second opinions (--retries %" PRIu32 "): %zu invalid W answers, %zu made valid, "
                "%zu of them exact; exact with them: %.1f%% (%zu/%zu)\n",

@@ -318,9 +318,10 @@ static const char mount_usage[] =
     "                          runner-up token where it hesitated most; the first\n"
     "                          valid one (a state, after a broken state) answers\n"
     "                          (default 4, at most 16; 0: EIO at once)\n"
-    "  --unguarded             take the model's plain greedy answers to changes, without\n"
-    "                          the state guard that holds them to the XML the strict\n"
-    "                          parser accepts (body lengths, paths, names, tags)\n"
+    "  --unguarded             take the model's plain greedy answers, without the guard\n"
+    "                          that holds changes to the XML the strict parser accepts\n"
+    "                          and to what validation allows (entries the operation\n"
+    "                          does not name copied), readdir lists to their shape\n"
     "  --record FILE.jsonl     append each operation's prompt and exact completion\n"
     "                          as a dataset line ('llmfuse eval' reads them)\n";
 

@@ -308,12 +308,15 @@ int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, siz
         generator->choices.length = 0;
     }
     lf_transformer_cache_reset(generator->cache);
-    generator->guarding = generator->guard_states && prompt_size >= 4 && memcmp(prompt, "<W>\n", 4) == 0;
-    int64_t planned = generator->guarding
+    /* every <W> answer is guarded, with a plan where one is made; <R>
+     * answers where a plan gives their shape (getattr, readdir) */
+    int64_t planned = generator->guard_states
                           ? lf_guard_plan_prompt(&generator->guard_plan, prompt, prompt_size)
                           : 1;
     if (planned < 0)
         return planned;
+    generator->guarding = planned == 0 || (generator->guard_states && prompt_size >= 4 &&
+                                           memcmp(prompt, "<W>\n", 4) == 0);
     lf_guard_start(&generator->guard, &generator->guard_memory,
                    planned == 0 ? &generator->guard_plan : NULL);
     generator->guard_changes = 0;

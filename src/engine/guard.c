@@ -21,6 +21,8 @@ enum place {
     BODY_ENTITY,      /* inside &…; in a body */
     BODY_BASE64,
     BODY_CLOSE,       /* the body is complete: "</body></file>" follows */
+    SHAPE,            /* in a getattr or readdir answer's template (answer_template) */
+    SHAPE_ESCAPE,     /* after a backslash in one of its strings */
     UNKNOWN           /* an entity the guard does not know, or no memory: refuses nothing */
 };
 
@@ -885,12 +887,170 @@ static bool take_body_byte(lf_guard *guard, uint8_t c)
     }
 }
 
+/* ---------------------------------------------------------------- */
+/* The shapes of getattr and readdir answers                         */
+
+/* Python's json.dumps of the seed's getattr dictionary and listing
+ * (docs/FORMAT.md §4), as templates: an upper-case letter is a field that
+ * runs up to the template's next byte, which it cannot hold. O: an octal
+ * mode up to 7777; D: a decimal size; T: an entry type; M: an mtime; S: a
+ * JSON string's inside; N: a readdir name (a string, not one listed
+ * before); L: the rest of a listing, `,"N"` any number of times, then `]`. */
+static const char getattr_template[] =
+    "{\"mode\": \"O\", \"size\": D, \"type\": \"T\", \"mtime\": \"M\", \"owner\": \"S\", \"group\": \"S\"}";
+static const char readdir_template[] = "[\".\",\"..\"L,\"N\"";
+enum { LIST_AT = 9 }; /* readdir_template's L: after a name, the listing goes on there */
+static const char *const entry_types[] = {"file", "directory", "symlink"};
+
+static const char *answer_template(const lf_guard *guard)
+{
+    return guard->plan->answer == LF_GUARD_ANSWER_GETATTR ? getattr_template : readdir_template;
+}
+
+/* Whether the field's bytes so far (in guard->value) may end here. */
+static bool field_complete(const lf_guard *guard, char field)
+{
+    if (field == 'T') {
+        for (size_t i = 0; i < sizeof entry_types / sizeof *entry_types; i++)
+            if (named(guard->value, guard->value_length, entry_types[i]))
+                return true;
+        return false;
+    }
+    if (field == 'N' && guard->value_length == 0)
+        return false;
+    return field == 'S' || field == 'N' || value_complete(guard);
+}
+
+/* Whether c may be the field's next byte. */
+static bool field_byte_fits(const lf_guard *guard, char field, uint8_t c)
+{
+    uint32_t at = guard->value_length;
+    switch (field) {
+    case 'T':
+        for (size_t i = 0; i < sizeof entry_types / sizeof *entry_types; i++)
+            if (at < strlen(entry_types[i]) && starts_with(entry_types[i], guard->value, at) &&
+                entry_types[i][at] == c)
+                return true;
+        return false;
+    case 'S':
+    case 'N': /* a JSON string's inside, ASCII as json.dumps writes it; no '/' in a name */
+        return c >= 0x20 && c < 0x7f && c != '"' && !(field == 'N' && c == '/');
+    default:
+        return value_byte_fits(guard, at, c);
+    }
+}
+
+/* The attribute whose value rules a field follows. */
+static void start_field(lf_guard *guard, char field)
+{
+    const char *rules = field == 'O' ? "mode" : field == 'D' ? "size" : field == 'M' ? "mtime" : "";
+    guard->attribute_length = (uint8_t)strlen(rules);
+    memcpy(guard->attribute, rules, guard->attribute_length + 1);
+    guard->value_length = 0;
+}
+
+/* A readdir name is complete: false when it was listed before (".."
+ * and "." always were), else it joins the list (in memory, as directory
+ * entries are kept). */
+static bool list_name(lf_guard *guard)
+{
+    size_t length = guard->value_length, record = guard->used;
+    const uint8_t *name = guard->memory->data + record + WORD;
+    if ((length == 1 || length == 2) && memcmp(name, "..", length) == 0)
+        return false;
+    for (size_t at = 0; at < record;) {
+        size_t other = read_word(guard, at);
+        if (other == length && memcmp(guard->memory->data + at + WORD, name, length) == 0)
+            return false;
+        at += WORD + other;
+    }
+    if (!room(guard, record, record + WORD))
+        return true;
+    write_word(guard, record, length);
+    guard->used = record + WORD + length;
+    return true;
+}
+
+/* A byte of a getattr or readdir answer (place SHAPE or SHAPE_ESCAPE);
+ * false to refuse it. value holds a field's bytes; a readdir name is
+ * written to memory above the names listed, as a path's name is. */
+static bool take_shape_byte(lf_guard *guard, uint8_t c)
+{
+    const char *template = answer_template(guard);
+    char field = template[guard->template_at];
+    bool in_field = field >= 'A' && field <= 'Z';
+    if (field == 'N' || guard->place == SHAPE_ESCAPE) { /* names are kept whole for the list */
+        size_t write_at = guard->used + WORD + guard->value_length;
+        if (field == 'N' && !room(guard, write_at, write_at + 1))
+            return true;
+        if (field == 'N')
+            guard->memory->data[write_at] = c;
+    }
+    if (guard->place == SHAPE_ESCAPE) { /* \" \\ \/ \b \f \n \r \t \uXXXX: one byte of it suffices */
+        if (!memchr("\"\\/bfnrtu", c, 10))
+            return false;
+        guard->place = SHAPE;
+        guard->value_length++;
+        return true;
+    }
+    if (field == 'L') {
+        if (c == ']') {
+            guard->place = DONE;
+            return true;
+        }
+        if (c != ',')
+            return false;
+        guard->template_at = LIST_AT + 2; /* on to "N" */
+        return true;
+    }
+    if (in_field && c == (uint8_t)template[guard->template_at + 1] && field_complete(guard, field)) {
+        if (field == 'N' && !list_name(guard))
+            return false;
+        guard->template_at = (uint16_t)(guard->template_at + 2);
+    } else if (in_field) {
+        if (c == '\\' && (field == 'S' || field == 'N')) {
+            guard->place = SHAPE_ESCAPE;
+            guard->value_length++;
+            return true;
+        }
+        if (!field_byte_fits(guard, field, c))
+            return false;
+        if (guard->value_length < LF_GUARD_VALUE_MAX)
+            guard->value[guard->value_length] = (char)c;
+        guard->value_length++;
+        return true;
+    } else if (c == (uint8_t)template[guard->template_at]) {
+        guard->template_at++;
+    } else {
+        return false;
+    }
+    if (template == readdir_template && template[guard->template_at] == '\0')
+        guard->template_at = LIST_AT;
+    char next = template[guard->template_at];
+    if (next == '\0')
+        guard->place = DONE;
+    else if (next >= 'A' && next <= 'Z')
+        start_field(guard, next);
+    return true;
+}
+
 static bool take_syntax_byte(lf_guard *guard, uint8_t c)
 {
     switch ((enum place)guard->place) {
     case START:
+        if (guard->plan && guard->plan->answer != LF_GUARD_ANSWER_STATE) {
+            guard->place = SHAPE;
+            if (c != '{' && c != '[') { /* an error, not a getattr or readdir answer */
+                guard->place = UNKNOWN;
+                return true;
+            }
+            return take_shape_byte(guard, c);
+        }
         guard->place = c == '<' ? TAG_START : UNKNOWN;
         return true;
+    case SHAPE:
+    case SHAPE_ESCAPE:
+        return take_shape_byte(guard, c);
     case TEXT:
         if (c != '<')
             return false;
@@ -1272,6 +1432,13 @@ static bool operation_is(const uint8_t *prompt, size_t end, const char *name)
 int64_t lf_guard_plan_prompt(lf_guard_plan *plan, const uint8_t *prompt, size_t prompt_size)
 {
     lf_guard_plan_free(plan);
+    static const char getattr[] = "<R>\ngetattr(", readdir[] = "<R>\nreaddir(";
+    if (prompt_size >= sizeof getattr - 1 && memcmp(prompt, getattr, sizeof getattr - 1) == 0)
+        plan->answer = LF_GUARD_ANSWER_GETATTR;
+    if (prompt_size >= sizeof readdir - 1 && memcmp(prompt, readdir, sizeof readdir - 1) == 0)
+        plan->answer = LF_GUARD_ANSWER_READDIR;
+    if (plan->answer != LF_GUARD_ANSWER_STATE)
+        return 0;
     if (prompt_size < 4 || memcmp(prompt, "<W>\n", 4) != 0)
         return 1;
     size_t at = 4;

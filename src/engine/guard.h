@@ -1,5 +1,7 @@
-/* The state guard: constrained decoding for the XML states that the model
- * writes in answer to <W> prompts (docs/DECISIONS.md, "The state guard").
+/* The guard: constrained decoding for the model's answers (docs/DECISIONS.md,
+ * "The state guard", "The guard copies what the operation does not name"):
+ * the XML states it writes in answer to <W> prompts and, with a plan, the
+ * JSON of getattr and readdir answers.
  *
  * The guard follows the completion byte by byte and refuses only bytes
  * that would make the state fail the strict parser (docs/FORMAT.md §1.7)
@@ -38,6 +40,11 @@
  * directory may not end, nor the state, while such an entry is due in it;
  * the model chooses what changes, where new entries go, and everything in
  * a named subtree. Entries put their path first under a plan.
+ *
+ * A getattr answer is held to json.dumps's dictionary (keys in the seed's
+ * order, an octal mode, a decimal size, a known type, an mtime), a readdir
+ * answer to its listing: `[".",".."` and then names, none listed twice, no
+ * '/' in one. An answer that does not start like one (an error) is not.
  *
  * It holds the model to the canonical form it was trained on (docs/FORMAT.md
  * §1; in bodies `&amp;` `&lt;` `&gt;`, numeric references counted as their
@@ -85,7 +92,14 @@ enum { LF_GUARD_NAMED_MAX = 8 };
  * "docs/a.txt"); a named symlink adds its target, since the dataset's
  * operations follow one (a write to `latest` changes what it points to),
  * except rename, unlink and rmdir, which act on the link. */
+typedef enum lf_guard_answer {
+    LF_GUARD_ANSWER_STATE,   /* a <W> prompt's: a new state (or an error) */
+    LF_GUARD_ANSWER_GETATTR, /* a getattr's dictionary (or an error) */
+    LF_GUARD_ANSWER_READDIR, /* a readdir's listing (or an error) */
+} lf_guard_answer;
+
 typedef struct lf_guard_plan {
+    lf_guard_answer answer;
     uint8_t *state;
     size_t state_size;
     lf_guard_kept *kept; /* in the old state's order */
@@ -95,10 +109,11 @@ typedef struct lf_guard_plan {
 } lf_guard_plan;
 
 /* Makes the plan for a prompt "<W>\nop('/path', ...)\n---\n<filesystem>...":
- * the named paths are the operation's first path and a rename's new_path.
- * Returns 0, 1 when the prompt is not one a plan can be made for (another
- * kind, an operation line or a state it does not read: the guard then
- * follows syntax only), or -ENOMEM. A plan made before is replaced. */
+ * the named paths are the operation's first path and a rename's new_path;
+ * for "<R>\ngetattr(" and "<R>\nreaddir(" the answer's shape. Returns 0, 1
+ * when the prompt is not one a plan can be made for (another read, an
+ * operation line or a state it does not read: a <W> answer is then guarded
+ * for syntax only), or -ENOMEM. A plan made before is replaced. */
 int64_t lf_guard_plan_prompt(lf_guard_plan *plan, const uint8_t *prompt, size_t prompt_size);
 void lf_guard_plan_free(lf_guard_plan *plan);
 
@@ -117,6 +132,7 @@ typedef struct lf_guard {
     uint32_t next_kept;                  /* the plan's kept entry that is due */
     size_t copy_at, copy_end;            /* old state bytes still to repeat */
     bool must_hold;                      /* this tag, at a named path, holds kept entries */
+    uint16_t template_at;                /* where a getattr or readdir answer is in its shape */
     uint8_t place;                       /* outside tags, in a tag, in a body... */
     bool failed;                         /* out of memory: refuses nothing more */
     char tag[LF_GUARD_NAME_MAX + 1];     /* the current tag's name */

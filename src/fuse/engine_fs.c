@@ -46,7 +46,7 @@ typedef struct engine_fs {
     FILE *record;            /* --record, or NULL */
     bool record_failure_reported;
     uint64_t operations, invalid, recovered, divergences;
-    uint64_t guarded; /* answers in which the state guard changed a token */
+    uint64_t guarded; /* answers in which the guard changed a token */
 } engine_fs;
 
 static engine_fs *current(void) { return fuse_get_context()->private_data; }
@@ -772,7 +772,7 @@ int64_t lf_engine_fs_serve(const lf_engine_fs_config *config, const char *mountp
         status = lf_fail(diagnostic, -EIO, "the state could not be saved");
     if (config->verify || self.invalid || self.recovered)
         say(&self, "%llu operations, %llu invalid answers (%llu more set right by second opinions), "
-                   "%llu divergences from the exact answers, %llu answers shaped by the state guard",
+                   "%llu divergences from the exact answers, %llu answers shaped by the guard",
             (unsigned long long)self.operations, (unsigned long long)self.invalid,
             (unsigned long long)self.recovered, (unsigned long long)self.divergences,
             (unsigned long long)self.guarded);

@@ -4,8 +4,10 @@
  * `<W>`, the operation line, `---`, the state) and the model's completion
  * is the answer: a read's result, an error, or the whole new state.
  *
- * Answers to changes are decoded under the state guard (engine/guard.h),
- * which holds them to the XML syntax the strict parser accepts. Every
+ * Answers are decoded under the guard (engine/guard.h), which holds
+ * changes to the XML syntax the strict parser accepts and to the rule
+ * below (entries the operation does not name are copied from the old
+ * state as they are), and readdir lists to their shape. Every
  * answer is validated before it is used: a read's result must have
  * the form of one (a JSON list of names, bytes within the size asked...),
  * a new state must parse with the strict parser and differ from the old one
@@ -46,7 +48,7 @@ typedef struct lf_engine_fs_config {
      * tokens (lf_generate_doubtful_choices), most doubtful first; the first
      * valid one answers.  0: the greedy answer or EIO. */
     unsigned retries;
-    /* Answers to changes decoded without the state guard (engine/guard.h):
+    /* Answers decoded without the guard (engine/guard.h):
      * the model's plain greedy choices, for measuring the model alone. */
     bool unguarded;
     /* Appends each operation's prompt and exact completion to this file as

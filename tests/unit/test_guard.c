@@ -423,7 +423,7 @@ static void plans_follow_symlinks_as_the_operation_does(void **state)
     assert_int_equal(planned_feed(f, "chmod('/', mode=0o40700)", root_mode), offset_of(root_mode, "600") + 1);
     /* prompts a plan cannot be made for: the guard follows syntax only */
     lf_guard_plan plan = {0};
-    const char *prompts[] = {"<R>\nreaddir('/', fh=0)\n---\n" OLD_STATE,
+    const char *prompts[] = {"<R>\nread('/a.txt', size=4096, offset=0, fh=4)\n---\n" OLD_STATE,
                              "<W>\nchmod(docs, mode=0o100600)\n---\n" OLD_STATE,
                              "<W>\nchmod('/docs', mode=0o100600)\n---\n<filesystem>",
                              "<W>\nrename('/a.txt')\n---\n" OLD_STATE};
@@ -434,6 +434,59 @@ static void plans_follow_symlinks_as_the_operation_does(void **state)
     assert_int_equal(lf_guard_plan_prompt(&plan, (const uint8_t *)tricky, strlen(tricky)), 0);
     assert_int_equal(plan.state_size, strlen(OLD_STATE));
     lf_guard_plan_free(&plan);
+}
+
+/* Where a guard planned for an <R> prompt first refuses text. */
+static size_t shaped_feed(fixture *f, const char *prompt, const char *text)
+{
+    lf_guard_plan plan = {0};
+    assert_int_equal(lf_guard_plan_prompt(&plan, (const uint8_t *)prompt, strlen(prompt)), 0);
+    lf_guard guard;
+    lf_guard_start(&guard, &f->memory, &plan);
+    size_t taken = feed(&guard, text);
+    if (taken == strlen(text) && (text[taken - 1] == '}' || text[taken - 1] == ']'))
+        assert_true(lf_guard_may_end(&guard));
+    if (taken == strlen(text) && text[taken - 1] == ',')
+        assert_false(lf_guard_may_end(&guard));
+    lf_guard_plan_free(&plan);
+    return taken;
+}
+
+static void getattr_and_readdir_answers_keep_their_shape(void **state)
+{
+    fixture *f = *state;
+    const char *getattr = "<R>\ngetattr('/a.txt', fh=None)\n---\n" OLD_STATE;
+    const char *answer = "{\"mode\": \"644\", \"size\": 2, \"type\": \"file\", \"mtime\": "
+                         "\"2025-01-01T00:00:01\", \"owner\": \"root\", \"group\": \"root\"}";
+    assert_int_equal(shaped_feed(f, getattr, answer), strlen(answer));
+    const char *tight = "{\"mode\": \"644\", \"size\":2";
+    assert_int_equal(shaped_feed(f, getattr, tight), strlen(tight) - 1);
+    const char *letters = "{\"mode\": \"644\", \"size\": 1m";
+    assert_int_equal(shaped_feed(f, getattr, letters), strlen(letters) - 1);
+    const char *kind = "{\"mode\": \"644\", \"size\": 2, \"type\": \"dir\"";
+    assert_int_equal(shaped_feed(f, getattr, kind), strlen(kind) - 1);
+    const char *mode = "{\"mode\": \"648";
+    assert_int_equal(shaped_feed(f, getattr, mode), strlen(mode) - 1);
+    const char *escaped = "{\"mode\": \"644\", \"size\": 2, \"type\": \"file\", \"mtime\": "
+                          "\"2025-01-01T00:00:01\", \"owner\": \"r\\u00e9\", \"group\": \"root\"}";
+    assert_int_equal(shaped_feed(f, getattr, escaped), strlen(escaped));
+    assert_int_equal(shaped_feed(f, getattr, "ERROR: ENOENT"), 13); /* errors are not shaped */
+
+    const char *readdir = "<R>\nreaddir('/', fh=0)\n---\n" OLD_STATE;
+    const char *listing = "[\".\",\"..\",\"a.txt\",\"docs\",\"link\"]";
+    assert_int_equal(shaped_feed(f, readdir, listing), strlen(listing));
+    assert_int_equal(shaped_feed(f, readdir, "[\".\",\"..\"]"), 10);
+    assert_int_equal(shaped_feed(f, readdir, "[\".\",\"..\",\"a.txt\","), 18);
+    const char *twice = "[\".\",\"..\",\"a.txt\",\"a.txt\"";
+    assert_int_equal(shaped_feed(f, readdir, twice), strlen(twice) - 1);
+    const char *dot = "[\".\",\"..\",\"..\"";
+    assert_int_equal(shaped_feed(f, readdir, dot), strlen(dot) - 1);
+    const char *slash = "[\".\",\"..\",\"docs/b";
+    assert_int_equal(shaped_feed(f, readdir, slash), strlen(slash) - 2);
+    const char *empty = "[\".\",\"..\",\"\"";
+    assert_int_equal(shaped_feed(f, readdir, empty), strlen(empty) - 1);
+    assert_int_equal(shaped_feed(f, readdir, "[\"..\""), 3);
+    assert_int_equal(shaped_feed(f, readdir, "ERROR: ENOTDIR"), 14);
 }
 
 /* Random walks under plans for random trees and operations on their
@@ -568,6 +621,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(plans_copy_what_the_operation_does_not_name, setup, teardown),
         cmocka_unit_test_setup_teardown(plans_follow_symlinks_as_the_operation_does, setup, teardown),
         cmocka_unit_test_setup_teardown(planned_walks_end_in_allowed_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(getattr_and_readdir_answers_keep_their_shape, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

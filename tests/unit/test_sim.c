@@ -4,9 +4,9 @@
  * second past its newest mtime; the lines are the same for a seed with and
  * without the loopback mount; no prompt appears twice, so training and
  * evaluation share none; and every line is JSON that gives back the
- * example; and the engine's state guard, with the plan it makes from a
- * prompt, takes each new state whole (it changes only what the operation
- * names).  Generation itself checks each operation against the kernel. */
+ * example; and the engine's guard, with the plan it makes from a prompt,
+ * takes each new state (it changes only what the operation names) and
+ * each getattr and readdir answer whole.  Generation itself checks each operation against the kernel. */
 #include <errno.h>
 #include <jansson.h>
 #include <linux/magic.h>
@@ -111,14 +111,17 @@ static void check_line(const lf_sim_example *example, const lf_buffer *line)
     json_decref(object);
 }
 
-/* The guard with the plan for the prompt takes the true new state whole:
- * the plan's rule (what the operation does not name stays as it was, in
- * its order) holds for every operation the simulator runs. */
+/* The guard with the plan for the prompt takes the true answer whole: the
+ * plan's rule (what the operation does not name stays as it was, in its
+ * order) holds for every operation the simulator runs, and getattr and
+ * readdir answers have the shape the guard holds them to. */
 static void guard_takes_the_answer(collected *c, const lf_sim_example *example)
 {
     lf_guard_plan plan = {0};
     int64_t made = lf_guard_plan_prompt(&plan, (const uint8_t *)example->prompt, example->prompt_length);
     assert_true(made == 0 || made == 1);
+    if (made == 1 && lf_sim_op_is_read(example->operation->op))
+        return; /* a read or readlink: not guarded */
     lf_guard_memory memory = {0};
     lf_guard guard;
     lf_guard_start(&guard, &memory, made == 0 ? &plan : NULL);
@@ -128,7 +131,7 @@ static void guard_takes_the_answer(collected *c, const lf_sim_example *example)
                      (int)example->prompt_length, example->prompt, (int)example->completion_length,
                      (const char *)example->completion);
     assert_true(lf_guard_may_end(&guard));
-    c->planned += made == 0;
+    c->planned += made == 0 && !lf_sim_op_is_read(example->operation->op);
     lf_guard_memory_free(&memory);
     lf_guard_plan_free(&plan);
 }
@@ -165,7 +168,7 @@ static int64_t collect(void *context, lf_sim_split split, const lf_sim_example *
     c->prompts = realloc(c->prompts, (c->prompt_count + 1) * sizeof *c->prompts);
     c->prompts[c->prompt_count] = strndup(example->prompt, example->prompt_length);
     c->prompt_count++;
-    if (!read && example->status >= 0)
+    if (example->status >= 0)
         guard_takes_the_answer(c, example);
     c->split_counts[split]++;
     c->op_counts[op->op]++;
