@@ -199,6 +199,19 @@ static void elements_nest_as_in_a_state(void **state)
                                      " target=\"a\">", "<file "));
 }
 
+/* The bytes the guard would take next, in order; how many. */
+static size_t allowed_bytes(const lf_guard *guard, uint8_t allowed[256])
+{
+    size_t count = 0;
+    for (unsigned byte = 0; byte < 256; byte++) {
+        lf_guard copy = *guard;
+        uint8_t c = (uint8_t)byte;
+        if (lf_guard_take(&copy, &c, 1))
+            allowed[count++] = c;
+    }
+    return count;
+}
+
 /* Random walks over the bytes the guard allows: from everything it takes,
  * some byte or the end is still allowed (decoding never meets a dead end). */
 static void no_dead_ends(void **state)
@@ -212,13 +225,7 @@ static void no_dead_ends(void **state)
         assert_true(lf_guard_take(&guard, (const uint8_t *)"<", 1));
         for (int step = 0; step < 3000 && !(lf_guard_may_end(&guard) && step > 0); step++) {
             uint8_t allowed[256];
-            size_t count = 0;
-            for (unsigned byte = 0; byte < 256; byte++) {
-                lf_guard copy = guard;
-                uint8_t c = (uint8_t)byte;
-                if (lf_guard_take(&copy, &c, 1))
-                    allowed[count++] = c;
-            }
+            size_t count = allowed_bytes(&guard, allowed);
             if (count == 0)
                 fail_msg("seed %lu: a dead end after %d bytes", (unsigned long)seed, step);
             uint8_t c = allowed[lf_random_below(&random, count)];
@@ -556,13 +563,7 @@ static void planned_walks_end_in_allowed_states(void **state)
         assert_int_equal(lf_buffer_append(&walk, "<", 1), 0);
         for (int step = 0; step < 20000 && !lf_guard_may_end(&guard); step++) {
             uint8_t allowed[256];
-            size_t count = 0;
-            for (unsigned byte = 0; byte < 256; byte++) {
-                lf_guard copy = guard;
-                uint8_t c = (uint8_t)byte;
-                if (lf_guard_take(&copy, &c, 1))
-                    allowed[count++] = c;
-            }
+            size_t count = allowed_bytes(&guard, allowed);
             if (count == 0)
                 fail_msg("seed %lu: a dead end after %.*s", (unsigned long)seed, (int)walk.length,
                          (const char *)walk.data);
