@@ -241,32 +241,60 @@ static bool path_is_parent(const uint8_t *directory, size_t directory_length, co
     return directory_length == slash - 1 && memcmp(directory, path, slash - 1) == 0;
 }
 
-/* Whether a change at path is one at named or below it. The root names
- * only itself: an operation on "/" changes no entry it holds (rmdir and
- * rename of "/" fail). */
-static bool named_covers(const uint8_t *named, size_t named_length, const uint8_t *path, size_t length)
+/* Whether an operation naming `named` may change what lies at path: the
+ * named path itself and, when it moves a subtree (below), what lies below
+ * it. The root is never moved: rename of "/" fails. */
+static bool named_covers(const uint8_t *named, size_t named_length, const uint8_t *path, size_t length,
+                         bool below)
 {
-    return is_root(named, named_length) ? is_root(path, length)
-                                        : path_within(path, length, named, named_length);
+    if (below && !is_root(named, named_length))
+        return path_within(path, length, named, named_length);
+    return length == named_length && memcmp(path, named, length) == 0;
 }
 
 bool lf_guard_may_change(const char *path, size_t length, const char *const *named,
-                         size_t named_count)
+                         size_t named_count, bool below)
 {
     for (size_t i = 0; i < named_count; i++) {
         const uint8_t *top = (const uint8_t *)named[i];
         size_t top_length = strlen(named[i]);
-        if (named_covers(top, top_length, (const uint8_t *)path, length) ||
+        if (named_covers(top, top_length, (const uint8_t *)path, length, below) ||
             path_is_parent((const uint8_t *)path, length, top, top_length))
             return true;
     }
     return false;
 }
 
+bool lf_guard_plan_may_change(const lf_guard_plan *plan, const char *path, size_t length)
+{
+    return lf_guard_may_change(path, length, (const char *const *)plan->named, plan->named_count,
+                               plan->below);
+}
+
 static bool plan_may_change(const lf_guard_plan *plan, const uint8_t *path, size_t length)
 {
-    return lf_guard_may_change((const char *)path, length, (const char *const *)plan->named,
-                               plan->named_count);
+    return lf_guard_plan_may_change(plan, (const char *)path, length);
+}
+
+static bool is_named(const lf_guard_plan *plan, int index, const uint8_t *path, size_t length)
+{
+    return index >= 0 && strlen(plan->named[index]) == length &&
+           memcmp(plan->named[index], path, length) == 0;
+}
+
+/* The path a successful operation makes (create, mkdir, symlink, a
+ * rename's new path), NULL for none. */
+static const char *plan_present(const lf_guard_plan *plan)
+{
+    return plan->present >= 0 ? plan->named[plan->present] : NULL;
+}
+
+/* Whether a successful operation leaves no entry at path (unlink, rmdir,
+ * a rename's old path). */
+static bool must_be_absent(const lf_guard_plan *plan, const uint8_t *path, size_t length)
+{
+    return is_named(plan, plan->absent[0], path, length) ||
+           is_named(plan, plan->absent[1], path, length);
 }
 
 /* Whether the plan holds the guard here: it has one and is not copying. */
@@ -292,6 +320,17 @@ static bool holds_due(const lf_guard *guard, const uint8_t *path, size_t length)
     const lf_guard_plan *plan = guard->plan;
     for (uint32_t i = guard->next_kept; i < plan->kept_count; i++)
         if (path_within(kept_path(plan, &plan->kept[i]), plan->kept[i].path_length, path, length))
+            return true;
+    return false;
+}
+
+/* Whether path is an old entry still to come in the plan's order (kept,
+ * or keeping its place): it may be written only when due. */
+static bool is_queued(const lf_guard *guard, const uint8_t *path, size_t length)
+{
+    const lf_guard_plan *plan = guard->plan;
+    for (uint32_t i = guard->next_kept; i < plan->kept_count; i++)
+        if (plan->kept[i].path_length == length && memcmp(kept_path(plan, &plan->kept[i]), path, length) == 0)
             return true;
     return false;
 }
@@ -328,10 +367,9 @@ static size_t plan_candidates(const lf_guard *guard, const char *tag,
     const uint8_t *directory = NULL;
     size_t directory_length = 0, count = 0;
     bool top = !directory_path(guard, &directory, &directory_length);
-    for (size_t i = 0; !top && i < plan->named_count; i++)
+    for (size_t i = 0; !top && plan->below && i < plan->named_count; i++)
         if (named_covers((const uint8_t *)plan->named[i], strlen(plan->named[i]), directory,
-                         directory_length) &&
-            !is_root(directory, directory_length))
+                         directory_length, true))
             return SIZE_MAX;
     const lf_guard_kept *due = due_entry(guard);
     const uint8_t *due_path = due ? kept_path(plan, due) : NULL;
@@ -352,12 +390,24 @@ static size_t plan_candidates(const lf_guard *guard, const char *tag,
                 continue;
         }
         const uint8_t *path = top ? (const uint8_t *)"/" : named;
-        if (!plan_may_change(plan, path, step))
+        if (!plan_may_change(plan, path, step) || is_queued(guard, path, step))
             continue;
-        if (holds_due(guard, path, step) &&
-            (!due || !path_within(due_path, due->path_length, path, step) ||
-             (tag && strcmp(tag, "directory") != 0)))
+        /* a directory that holds kept entries stays one, written when they
+         * are due; that wins over what a successful operation would leave
+         * (an unlink or mkdir of a full directory fails) */
+        bool holds = holds_due(guard, path, step);
+        if (holds && (!due || !path_within(due_path, due->path_length, path, step) ||
+                      (tag && strcmp(tag, "directory") != 0)))
             continue;
+        if (!holds && must_be_absent(plan, path, step))
+            continue;
+        if (!holds && is_named(plan, plan->present, path, step) && tag && plan->present_tag &&
+            strcmp(tag, plan->present_tag) != 0)
+            continue; /* what the operation makes, made as something else */
+        const char *present = plan_present(plan);
+        if (present && tag && strcmp(tag, "directory") != 0 &&
+            path_is_parent(path, step, (const uint8_t *)present, strlen(present)))
+            continue; /* the directory it makes something in */
         bool seen = false;
         for (size_t j = 0; j < count; j++)
             seen |= out[j].length == step && memcmp(out[j].path, path, step) == 0;
@@ -408,8 +458,12 @@ static bool plan_take_path(lf_guard *guard, size_t length, bool whole)
         guard->copy_at = match->kept->copy_start;
         guard->copy_end = match->kept->copy_end;
         guard->next_kept = match->kept->after;
-    } else if (whole) {
-        guard->must_hold = holds_due(guard, match->path, match->length);
+    }
+    if (whole && guard->copy_at >= guard->copy_end) { /* the model writes what it holds */
+        const char *present = plan_present(guard->plan);
+        guard->must_hold = holds_due(guard, match->path, match->length) ||
+                           (present && path_is_parent(match->path, match->length,
+                                                      (const uint8_t *)present, strlen(present)));
     }
     return true;
 }
@@ -419,16 +473,23 @@ static bool plan_take_path(lf_guard *guard, size_t length, bool whole)
  * is. */
 static bool plan_allows_end(const lf_guard *guard, const char *element)
 {
-    if (!planning(guard) || !due_entry(guard))
-        return true;
-    if (strcmp(element, "filesystem") == 0)
-        return false;
     const uint8_t *directory;
     size_t directory_length;
+    if (!planning(guard))
+        return true;
+    if (strcmp(element, "filesystem") == 0)
+        return !due_entry(guard);
     if (strcmp(element, "directory") != 0 || !directory_path(guard, &directory, &directory_length))
         return true;
     const lf_guard_kept *due = due_entry(guard);
-    return !path_within(kept_path(guard->plan, due), due->path_length, directory, directory_length);
+    if (due && path_within(kept_path(guard->plan, due), due->path_length, directory, directory_length))
+        return false;
+    /* the entry the operation makes, when this is its directory */
+    const char *present = plan_present(guard->plan);
+    if (!present || !path_is_parent(directory, directory_length, (const uint8_t *)present, strlen(present)))
+        return true;
+    size_t skip = prefix_length(guard);
+    return has_sibling(guard, (const uint8_t *)present + skip, strlen(present) - skip);
 }
 
 static const char mtime_shape[] = "dddd-dd-ddTdd:dd:dd"; /* digits where 'd' */
@@ -1157,7 +1218,7 @@ void lf_guard_plan_free(lf_guard_plan *plan)
     free(plan->kept);
     for (size_t i = 0; i < plan->named_count; i++)
         free(plan->named[i]);
-    memset(plan, 0, sizeof *plan);
+    *plan = (lf_guard_plan){.absent = {-1, -1}, .present = -1};
 }
 
 /* An entry element of the old state, as the scan finds it. */
@@ -1328,11 +1389,21 @@ static bool resolve_target(const uint8_t *link, size_t link_length, const uint8_
     return true;
 }
 
-/* A plan for state (canonical, one the guard takes whole) and the paths
- * named (as a state writes them); 1 when the state is not one. */
+/* What an operation line says: the paths it names, as a state writes
+ * them, and what the operation does with them when it succeeds. */
+typedef struct operation_line {
+    const uint8_t *paths[2];
+    size_t lengths[2], count;
+    bool rename;
+    bool follow;         /* it acts on what a named symlink points to */
+    bool removes;        /* unlink, rmdir */
+    const char *makes;   /* create, mkdir, symlink: the tag of what it makes */
+} operation_line;
+
+/* A plan for state (canonical, one the guard takes whole) and an
+ * operation; 1 when the state is not one. */
 static int64_t plan_make(lf_guard_plan *plan, const uint8_t *state, size_t size,
-                         const uint8_t *const *named, const size_t *named_lengths, size_t named_count,
-                         bool follow)
+                         const operation_line *operation)
 {
     lf_guard_memory memory = {0};
     lf_guard check;
@@ -1355,10 +1426,28 @@ static int64_t plan_make(lf_guard_plan *plan, const uint8_t *state, size_t size,
     if (status == 0)
         memcpy(plan->state, state, size);
     plan->state_size = size;
-    for (size_t i = 0; status == 0 && i < named_count; i++)
-        status = add_named(plan, named[i], named_lengths[i]);
+    for (size_t i = 0; status == 0 && i < operation->count; i++)
+        status = add_named(plan, operation->paths[i], operation->lengths[i]);
+    /* what a successful operation removes and makes: named[0] is its path,
+     * named[1] a rename's new one (when it is another) */
+    const char *old_tag = NULL;
+    for (size_t j = 0; status == 0 && j < count; j++)
+        if (entries[j].path_length == operation->lengths[0] &&
+            memcmp(state + entries[j].path_start, operation->paths[0], operation->lengths[0]) == 0)
+            old_tag = entries[j].tag;
+    plan->below = operation->rename;
+    if (status == 0 && operation->rename && plan->named_count == 2) {
+        plan->absent[0] = 0;
+        plan->present = 1;
+        plan->present_tag = old_tag;
+    } else if (status == 0 && operation->removes) {
+        plan->absent[0] = 0;
+    } else if (status == 0 && operation->makes) {
+        plan->present = 0; /* a create through a symlink leaves the symlink */
+        plan->present_tag = old_tag && strcmp(old_tag, "symlink") == 0 ? NULL : operation->makes;
+    }
     /* named symlinks add what they point to, and so on down a chain */
-    for (size_t i = 0; follow && status == 0 && i < plan->named_count; i++)
+    for (size_t i = 0; operation->follow && status == 0 && i < plan->named_count; i++)
         for (size_t j = 0; status == 0 && j < count; j++) {
             char target[1024];
             size_t target_length;
@@ -1372,8 +1461,24 @@ static int64_t plan_make(lf_guard_plan *plan, const uint8_t *state, size_t size,
     for (size_t i = 0; status == 0 && i < count; i++) {
         const scanned *entry = &entries[i];
         const uint8_t *path = state + entry->path_start;
-        if (plan_may_change(plan, path, entry->path_length))
+        if (plan_may_change(plan, path, entry->path_length)) {
+            /* a directory on the way to a named path, in a directory whose
+             * listing is kept: it keeps its place, nothing is copied */
+            size_t parent = entry->path_length;
+            while (parent > 0 && path[parent - 1] != '/')
+                parent--;
+            bool top = parent == 0;
+            if (!is_root(path, entry->path_length) &&
+                !plan_may_change(plan, top ? (const uint8_t *)"/" : path, top ? 1 : parent - 1))
+                plan->kept[plan->kept_count++] = (lf_guard_kept){
+                    .path_start = entry->path_start,
+                    .path_length = entry->path_length,
+                    .copy_start = entry->copy_start,
+                    .copy_end = entry->copy_start,
+                    .tag = entry->tag,
+                };
             continue;
+        }
         bool named_below = false;
         for (size_t j = 0; j < plan->named_count; j++)
             named_below |= path_within((const uint8_t *)plan->named[j], strlen(plan->named[j]), path,
@@ -1444,13 +1549,18 @@ int64_t lf_guard_plan_prompt(lf_guard_plan *plan, const uint8_t *prompt, size_t 
     size_t at = 4;
     while (at < prompt_size && prompt[at] >= 'a' && prompt[at] <= 'z')
         at++;
-    bool rename = operation_is(prompt, at, "rename");
+    operation_line operation = {.rename = operation_is(prompt, at, "rename")};
+    operation.removes = operation_is(prompt, at, "unlink") || operation_is(prompt, at, "rmdir");
     /* rename, unlink and rmdir act on a symlink itself, the others on what it names */
-    bool follow = !rename && !operation_is(prompt, at, "unlink") && !operation_is(prompt, at, "rmdir");
-    const uint8_t *named[2];
-    size_t named_lengths[2];
-    if (!read_path(prompt, prompt_size, &at, "('", &named[0], &named_lengths[0]) ||
-        (rename && !read_path(prompt, prompt_size, &at, ", new_path='", &named[1], &named_lengths[1])))
+    operation.follow = !operation.rename && !operation.removes;
+    operation.makes = operation_is(prompt, at, "create")    ? "file"
+                      : operation_is(prompt, at, "mkdir")   ? "directory"
+                      : operation_is(prompt, at, "symlink") ? "symlink"
+                                                            : NULL;
+    operation.count = operation.rename ? 2 : 1;
+    if (!read_path(prompt, prompt_size, &at, "('", &operation.paths[0], &operation.lengths[0]) ||
+        (operation.rename &&
+         !read_path(prompt, prompt_size, &at, ", new_path='", &operation.paths[1], &operation.lengths[1])))
         return 1;
     /* the state follows the operation line's "\n---\n"; write data is raw
      * and could hold that too, so the first one the guard reads as a whole
@@ -1461,8 +1571,7 @@ int64_t lf_guard_plan_prompt(lf_guard_plan *plan, const uint8_t *prompt, size_t 
         if (memcmp(prompt + at, separator, separator_length) != 0)
             continue;
         size_t state = at + 5;
-        int64_t status = plan_make(plan, prompt + state, prompt_size - state, named, named_lengths,
-                                   rename ? 2 : 1, follow);
+        int64_t status = plan_make(plan, prompt + state, prompt_size - state, &operation);
         if (status != 1)
             return status;
     }

@@ -106,6 +106,11 @@ typedef struct lf_guard_plan {
     uint32_t kept_count;
     char *named[LF_GUARD_NAMED_MAX];
     size_t named_count;
+    bool below;              /* what lies below a named path may change: a rename moves it */
+    int absent[2];           /* named paths a successful operation removes (indices, -1: none) */
+    int present;             /* the named path it makes (create, mkdir, symlink, a rename's
+                                new path), -1: none */
+    const char *present_tag; /* ...as "file", "directory" or "symlink"; NULL: any */
 } lf_guard_plan;
 
 /* Makes the plan for a prompt "<W>\nop('/path', ...)\n---\n<filesystem>...":
@@ -119,10 +124,13 @@ void lf_guard_plan_free(lf_guard_plan *plan);
 
 /* The engine's rule (the one lf_guard_plan_prompt's plans enforce):
  * whether a path may change under an operation that names these paths, all
- * written as a state writes them: at a named path, below one, or at a named
- * path's parent directory, whose times the operation moves. */
+ * written as a state writes them: at a named path, below one when the
+ * operation moves a subtree (below: a rename), or at a named path's parent
+ * directory, whose times the operation moves. */
 bool lf_guard_may_change(const char *path, size_t length, const char *const *named,
-                         size_t named_count);
+                         size_t named_count, bool below);
+/* The same for a plan's named paths. */
+bool lf_guard_plan_may_change(const lf_guard_plan *plan, const char *path, size_t length);
 
 /* Where the guard is in the completion; a plain value: a copy is how a
  * token is tried without committing it. */

@@ -229,7 +229,8 @@ static bool change_allowed(const lf_sim_operation *operation, const char *path)
     const char *named[] = {state_path(operation->path),
                            operation->op == LF_SIM_RENAME ? state_path(operation->other) : ""};
     path = state_path(path);
-    return lf_guard_may_change(path, strlen(path), named, operation->op == LF_SIM_RENAME ? 2 : 1);
+    bool rename = operation->op == LF_SIM_RENAME;
+    return lf_guard_may_change(path, strlen(path), named, rename ? 2 : 1, rename);
 }
 
 typedef struct change_check {
