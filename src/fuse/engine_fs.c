@@ -47,6 +47,8 @@ typedef struct engine_fs {
     bool record_failure_reported;
     uint64_t operations, invalid, recovered, divergences;
     uint64_t guarded; /* answers in which the guard changed a token */
+    lf_guard_plan rule; /* what the current change may do, read from its prompt */
+    bool ruled;         /* ...when a plan could be made (else the operation's paths) */
 } engine_fs;
 
 static engine_fs *current(void) { return fuse_get_context()->private_data; }
@@ -215,6 +217,11 @@ static int error_of(const lf_buffer *completion)
 /* ---------------------------------------------------------------- */
 /* Validating a new state                                            */
 
+static bool is_root_path(const char *path)
+{
+    return strcmp(path, "/") == 0;
+}
+
 /* A path as a state writes it: "/" for the root, "docs/a" for "/docs/a". */
 static const char *state_path(const char *path)
 {
@@ -222,18 +229,23 @@ static const char *state_path(const char *path)
 }
 
 /* The rule the guard holds answers to (lf_guard_may_change): a change is
- * allowed at the operation's path and below it, at a rename's new path and
- * below, and at their parent directories (whose times an operation moves). */
-static bool change_allowed(const lf_sim_operation *operation, const char *path)
+ * allowed at the operation's path, at a rename's new path, below them for a
+ * rename, and at their parent directories (whose times an operation
+ * moves). The plan made from the prompt has it (and the targets of named
+ * symlinks); a prompt it cannot read has the operation's own paths. */
+static bool change_allowed(const engine_fs *self, const lf_sim_operation *operation, const char *path)
 {
+    path = state_path(path);
+    if (self->ruled)
+        return lf_guard_plan_may_change(&self->rule, path, strlen(path));
     const char *named[] = {state_path(operation->path),
                            operation->op == LF_SIM_RENAME ? state_path(operation->other) : ""};
-    path = state_path(path);
     bool rename = operation->op == LF_SIM_RENAME;
     return lf_guard_may_change(path, strlen(path), named, rename ? 2 : 1, rename);
 }
 
 typedef struct change_check {
+    const engine_fs *self;
     const lf_sim_operation *operation;
     char outside[LF_TREE_PATH_MAX]; /* the first changed path the operation does not name */
 } change_check;
@@ -241,10 +253,42 @@ typedef struct change_check {
 static int64_t check_change(void *context, const char *path)
 {
     change_check *check = context;
-    if (change_allowed(check->operation, path))
+    if (change_allowed(check->self, check->operation, path))
         return 0;
     snprintf(check->outside, sizeof check->outside, "%s", path);
     return 1;
+}
+
+/* Whether the new state holds what a successful operation leaves (the
+ * plan's absent and present paths); else *why says what is missing. */
+static bool leaves_what_it_should(const engine_fs *self, lf_tree *tree, char *why, size_t why_size)
+{
+    const lf_guard_plan *plan = &self->rule;
+    char path[LF_TREE_PATH_MAX];
+    struct stat attributes;
+    for (int i = 0; self->ruled && i < 2; i++) {
+        if (plan->absent[i] < 0)
+            continue;
+        const char *named = plan->named[plan->absent[i]];
+        snprintf(path, sizeof path, "%s%s", is_root_path(named) ? "" : "/", named);
+        if (lf_tree_getattr(tree, path, &attributes) == 0) {
+            snprintf(why, why_size, "'%.100s' is still there after the operation that removes it", path);
+            return false;
+        }
+    }
+    if (!self->ruled || plan->present < 0)
+        return true;
+    const char *named = plan->named[plan->present];
+    snprintf(path, sizeof path, "%s%s", is_root_path(named) ? "" : "/", named);
+    const char *tag = plan->present_tag;
+    bool kind = lf_tree_getattr(tree, path, &attributes) == 0 &&
+                (!tag || (strcmp(tag, "file") == 0 && S_ISREG(attributes.st_mode)) ||
+                 (strcmp(tag, "directory") == 0 && S_ISDIR(attributes.st_mode)) ||
+                 (strcmp(tag, "symlink") == 0 && S_ISLNK(attributes.st_mode)));
+    if (!kind)
+        snprintf(why, why_size, "the operation makes '%.100s'%s%s, the state has %s", path,
+                 tag ? " as a " : "", tag ? tag : "", lf_tree_getattr(tree, path, &attributes) == 0 ? "another kind" : "none");
+    return kind;
 }
 
 /* Parses and checks a new state; on success it replaces the current one.
@@ -262,6 +306,7 @@ static int adopt_state(engine_fs *self, const lf_sim_operation *operation,
     change_check *check = calloc(1, sizeof *check);
     int status = !check || lf_xml_write(tree, 0, &canonical, NULL) < 0 ? -ENOMEM : 0;
     if (status == 0) {
+        check->self = self;
         check->operation = operation;
         int64_t outside = lf_tree_compare(self->tree, tree, check_change, check);
         if (outside < 0)
@@ -269,6 +314,8 @@ static int adopt_state(engine_fs *self, const lf_sim_operation *operation,
         else if (outside > 0) {
             snprintf(why, why_size, "the state changed at '%.100s', which the operation does not name",
                      check->outside);
+            status = 1;
+        } else if (!leaves_what_it_should(self, tree, why, why_size)) {
             status = 1;
         }
     }
@@ -321,6 +368,11 @@ static int run_change(lf_sim_operation *operation)
     lf_generate_branch branches[LF_ENGINE_RETRIES_MAX];
     size_t branch_count = 0;
     int64_t status = ask(self, operation, &asked, &completion);
+    if (status == 0) {
+        status = lf_guard_plan_prompt(&self->rule, asked.prompt.data, asked.prompt.length);
+        self->ruled = status == 0;
+        status = status < 0 ? status : 0;
+    }
     if (status == 0 && self->config->kind == LF_ENGINE_MODEL)
         branch_count = lf_generate_doubtful_choices(
             self->generator, self->config->retries < LF_ENGINE_RETRIES_MAX ? self->config->retries
@@ -713,6 +765,7 @@ static int save_state(engine_fs *self)
 
 static void close_engine(engine_fs *self)
 {
+    lf_guard_plan_free(&self->rule);
     lf_generator_free(self->generator);
     lf_model_free(self->codec_model);
     lf_tree_free(self->tree);
