@@ -733,6 +733,15 @@ static bool starts_with(const char *name, const char *text, size_t length)
     return strlen(name) >= length && memcmp(name, text, length) == 0;
 }
 
+/* Whether the innermost directory has no entry yet: its end would make
+ * <directory ...></directory>, which the canonical form writes as
+ * <directory ... />. */
+static bool directory_is_empty(const lf_guard *guard)
+{
+    return guard->directory != SIZE_MAX &&
+           guard->used == guard->directory + 2 * WORD + prefix_length(guard);
+}
+
 /* Whether an element may open here. */
 static bool may_open(const lf_guard *guard, const char *element)
 {
@@ -816,7 +825,8 @@ static bool take_tag_byte(lf_guard *guard, uint8_t c)
             return false;
         if (c == '/') {
             guard->place = END_TAG;
-            return innermost(guard) != NULL && plan_allows_end(guard, innermost(guard));
+            return innermost(guard) != NULL && plan_allows_end(guard, innermost(guard)) &&
+                   !(strcmp(innermost(guard), "directory") == 0 && directory_is_empty(guard));
         }
         guard->place = TAG_NAME;
         return extend_tag(guard, c, false);
@@ -842,10 +852,18 @@ static bool take_tag_byte(lf_guard *guard, uint8_t c)
                 return false; /* an element without the kept entries it holds */
             if (c == '/' && in_tag(guard, "body") && guard->size_known && guard->size > 0)
                 return false; /* <body /> for a file that has bytes */
-            if (c == '/')
+            if (c == '/') {
                 guard->place = TAG_SLASH;
-            else
+            } else {
+                bool directory = in_tag(guard, "directory");
                 end_start_tag(guard, false);
+                /* an empty directory is written <directory ... />: under a
+                 * plan, one that can hold nothing here must close so */
+                candidate candidates[1 + LF_GUARD_NAMED_MAX];
+                if (directory && planning(guard) && !guard->failed &&
+                    plan_candidates(guard, NULL, candidates) == 0)
+                    return false;
+            }
         } else if (guard->place == TAG_INSIDE && is_name_byte(c)) {
             guard->attribute_length = 0;
             guard->place = ATTRIBUTE_NAME;
