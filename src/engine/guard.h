@@ -33,13 +33,19 @@
  * and the paths the operation names, and holds the answer to the rule the
  * engine validates it by (docs/DECISIONS.md, "The guard copies what the
  * operation does not name"): the new state differs from the old only at
- * the named paths, what lies below them and their parent directories.
- * Every other entry is written where and as the old state has it: its path
- * when it is due (entries in the old order, none skipped), then its tag
- * and, unless a named path lies below it, all it holds, byte for byte. A
- * directory may not end, nor the state, while such an entry is due in it;
- * the model chooses what changes, where new entries go, and everything in
- * a named subtree. Entries put their path first under a plan.
+ * the named paths, their parent directories and, for a rename, what lies
+ * below them. Every other entry is written where and as the old state has
+ * it: its path when it is due (entries in the old order, none skipped),
+ * then its tag and, unless a named path lies below it, all it holds, byte
+ * for byte. A directory may not end, nor the state, while such an entry is
+ * due in it. A successful operation's answer also holds what it leaves:
+ * unlink and rmdir remove the named path, create, mkdir and symlink make
+ * it (as a file, directory, symlink) before its directory ends, a rename
+ * removes the old path and makes the new one. The model chooses what
+ * changes, where new entries go, and everything in a renamed subtree.
+ * Entries put their path first under a plan, and a directory that can hold
+ * nothing is written <directory ... />; without a plan too, no directory
+ * ends right after its start tag.
  *
  * A getattr answer is held to json.dumps's dictionary (keys in the seed's
  * order, an octal mode, a decimal size, a known type, an mtime), a readdir
