@@ -293,8 +293,7 @@ static const char *plan_present(const lf_guard_plan *plan)
  * a rename's old path). */
 static bool must_be_absent(const lf_guard_plan *plan, const uint8_t *path, size_t length)
 {
-    return is_named(plan, plan->absent[0], path, length) ||
-           is_named(plan, plan->absent[1], path, length);
+    return is_named(plan, plan->absent, path, length);
 }
 
 /* Whether the plan holds the guard here: it has one and is not copying. */
@@ -1236,7 +1235,7 @@ void lf_guard_plan_free(lf_guard_plan *plan)
     free(plan->kept);
     for (size_t i = 0; i < plan->named_count; i++)
         free(plan->named[i]);
-    *plan = (lf_guard_plan){.absent = {-1, -1}, .present = -1};
+    *plan = (lf_guard_plan){.absent = -1, .present = -1};
 }
 
 /* An entry element of the old state, as the scan finds it. */
@@ -1455,11 +1454,11 @@ static int64_t plan_make(lf_guard_plan *plan, const uint8_t *state, size_t size,
             old_tag = entries[j].tag;
     plan->below = operation->rename;
     if (status == 0 && operation->rename && plan->named_count == 2) {
-        plan->absent[0] = 0;
+        plan->absent = 0;
         plan->present = 1;
         plan->present_tag = old_tag;
     } else if (status == 0 && operation->removes) {
-        plan->absent[0] = 0;
+        plan->absent = 0;
     } else if (status == 0 && operation->makes) {
         plan->present = 0; /* a create through a symlink leaves the symlink */
         plan->present_tag = old_tag && strcmp(old_tag, "symlink") == 0 ? NULL : operation->makes;

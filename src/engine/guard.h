@@ -113,7 +113,8 @@ typedef struct lf_guard_plan {
     char *named[LF_GUARD_NAMED_MAX];
     size_t named_count;
     bool below;              /* what lies below a named path may change: a rename moves it */
-    int absent[2];           /* named paths a successful operation removes (indices, -1: none) */
+    int absent;              /* the named path a successful operation removes (unlink, rmdir,
+                                a rename's old path; an index), -1: none */
     int present;             /* the named path it makes (create, mkdir, symlink, a rename's
                                 new path), -1: none */
     const char *present_tag; /* ...as "file", "directory" or "symlink"; NULL: any */

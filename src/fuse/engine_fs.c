@@ -266,28 +266,28 @@ static bool leaves_what_it_should(const engine_fs *self, lf_tree *tree, char *wh
     const lf_guard_plan *plan = &self->rule;
     char path[LF_TREE_PATH_MAX];
     struct stat attributes;
-    for (int i = 0; self->ruled && i < 2; i++) {
-        if (plan->absent[i] < 0)
-            continue;
-        const char *named = plan->named[plan->absent[i]];
+    if (!self->ruled)
+        return true;
+    if (plan->absent >= 0) {
+        const char *named = plan->named[plan->absent];
         snprintf(path, sizeof path, "%s%s", is_root_path(named) ? "" : "/", named);
         if (lf_tree_getattr(tree, path, &attributes) == 0) {
             snprintf(why, why_size, "'%.100s' is still there after the operation that removes it", path);
             return false;
         }
     }
-    if (!self->ruled || plan->present < 0)
+    if (plan->present < 0)
         return true;
     const char *named = plan->named[plan->present];
     snprintf(path, sizeof path, "%s%s", is_root_path(named) ? "" : "/", named);
     const char *tag = plan->present_tag;
-    bool kind = lf_tree_getattr(tree, path, &attributes) == 0 &&
-                (!tag || (strcmp(tag, "file") == 0 && S_ISREG(attributes.st_mode)) ||
-                 (strcmp(tag, "directory") == 0 && S_ISDIR(attributes.st_mode)) ||
-                 (strcmp(tag, "symlink") == 0 && S_ISLNK(attributes.st_mode)));
+    bool there = lf_tree_getattr(tree, path, &attributes) == 0;
+    bool kind = there && (!tag || (strcmp(tag, "file") == 0 && S_ISREG(attributes.st_mode)) ||
+                          (strcmp(tag, "directory") == 0 && S_ISDIR(attributes.st_mode)) ||
+                          (strcmp(tag, "symlink") == 0 && S_ISLNK(attributes.st_mode)));
     if (!kind)
         snprintf(why, why_size, "the operation makes '%.100s'%s%s, the state has %s", path,
-                 tag ? " as a " : "", tag ? tag : "", lf_tree_getattr(tree, path, &attributes) == 0 ? "another kind" : "none");
+                 tag ? " as a " : "", tag ? tag : "", there ? "another kind there" : "nothing there");
     return kind;
 }
 
