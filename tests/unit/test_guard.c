@@ -557,6 +557,8 @@ static void planned_walks_end_in_allowed_states(void **state)
         lf_tree *tree = lf_test_random_tree(&random, 2 + (int)lf_random_below(&random, 12));
         lf_buffer old = {0};
         assert_true(lf_xml_write(tree, 0, &old, NULL) >= 0);
+        assert_int_equal(lf_buffer_append(&old, "", 1), 0);
+        old.length--; /* a C string to search */
         /* named paths: existing entries' paths (from the state) or new ones */
         char **paths = NULL;
         size_t path_count = 0;
