@@ -1,6 +1,7 @@
 #include "engine/guard.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,7 @@ void lf_guard_start(lf_guard *guard, lf_guard_memory *memory, const lf_guard_pla
     guard->plan = plan;
     guard->place = START;
     guard->directory = SIZE_MAX;
+    guard->content = -1;
 }
 
 /* Room to write memory [start, end). A trial (a copy that may be dropped)
@@ -458,6 +460,11 @@ static bool plan_take_path(lf_guard *guard, size_t length, bool whole)
         guard->copy_end = match->kept->copy_end;
         guard->next_kept = match->kept->after;
     }
+    for (size_t i = 0; whole && !match->kept && i < guard->plan->named_count; i++)
+        if (strlen(guard->plan->named[i]) == match->length &&
+            memcmp(guard->plan->named[i], match->path, match->length) == 0 &&
+            guard->plan->content_attribute[i])
+            guard->content = (int)i;
     if (whole && guard->copy_at >= guard->copy_end) { /* the model writes what it holds */
         const char *present = plan_present(guard->plan);
         guard->must_hold = holds_due(guard, match->path, match->length) ||
@@ -820,6 +827,7 @@ static bool take_tag_byte(lf_guard *guard, uint8_t c)
         guard->attributes_seen = 0;
         guard->base64 = false;
         guard->must_hold = false;
+        guard->content = -1;
         if (c != '/' && !is_name_byte(c))
             return false;
         if (c == '/') {
@@ -885,6 +893,12 @@ static bool take_tag_byte(lf_guard *guard, uint8_t c)
             return false;
         guard->value_length = 0;
         guard->place = ATTRIBUTE_VALUE;
+        if (guard->content >= 0 && (guard->attributes_seen & NODE_ATTRIBUTES) == NODE_ATTRIBUTES &&
+            named(guard->attribute, guard->attribute_length,
+                  guard->plan->content_attribute[guard->content])) {
+            guard->copy_at = guard->plan->content_start[guard->content];
+            guard->copy_end = guard->plan->content_end[guard->content];
+        }
         return true;
     case ATTRIBUTE_VALUE:
         if (c != '"')
@@ -1412,6 +1426,7 @@ typedef struct operation_line {
     const uint8_t *paths[2];
     size_t lengths[2], count;
     bool rename;
+    bool keeps_content;  /* chmod, chown, utimens, rename */
     bool follow;         /* it acts on what a named symlink points to */
     bool removes;        /* unlink, rmdir */
     const char *makes;   /* create, mkdir, symlink: the tag of what it makes */
@@ -1475,6 +1490,27 @@ static int64_t plan_make(lf_guard_plan *plan, const uint8_t *state, size_t size,
                                sizeof target, &target_length))
                 status = add_named(plan, (const uint8_t *)target, target_length);
         }
+    /* what the new entries at named paths keep of the old ones */
+    for (size_t i = 0; operation->keeps_content && status == 0 && i < plan->named_count; i++) {
+        const char *source = plan->named[operation->rename && i == 1 ? 0 : i];
+        if (operation->rename && i == 0 && plan->named_count == 2)
+            continue; /* the old path is gone */
+        for (size_t j = 0; j < count; j++) {
+            const scanned *entry = &entries[j];
+            if (entry->path_length != strlen(source) ||
+                memcmp(state + entry->path_start, source, entry->path_length) != 0)
+                continue;
+            const char *attribute = entry->tag[0] == 'f' ? "size" : entry->tag[0] == 's' ? "target" : NULL;
+            size_t start = attribute ? value_after(state, entry->copy_start, entry->tag_end,
+                                                   entry->tag[0] == 'f' ? " size=\"" : " target=\"")
+                                     : 0;
+            if (start) {
+                plan->content_attribute[i] = attribute;
+                plan->content_start[i] = start;
+                plan->content_end[i] = entry->end;
+            }
+        }
+    }
     for (size_t i = 0; status == 0 && i < count; i++) {
         const scanned *entry = &entries[i];
         const uint8_t *path = state + entry->path_start;
@@ -1519,6 +1555,36 @@ static int64_t plan_make(lf_guard_plan *plan, const uint8_t *state, size_t size,
     if (status != 0)
         lf_guard_plan_free(plan);
     return status;
+}
+
+int64_t lf_guard_plan_keeps_content(const lf_guard_plan *plan, const uint8_t *state, size_t size)
+{
+    scanned *entries = NULL;
+    size_t count = 0;
+    bool kept = true;
+    for (size_t i = 0; kept && i < plan->named_count; i++) {
+        if (!plan->content_attribute[i])
+            continue;
+        if (!entries) {
+            int64_t status = scan_entries(state, size, &entries, &count);
+            if (status != 0)
+                return status < 0 ? status : 0;
+        }
+        char key[16];
+        snprintf(key, sizeof key, " %s=\"", plan->content_attribute[i]);
+        size_t old_length = plan->content_end[i] - plan->content_start[i];
+        for (size_t j = 0; j < count; j++) {
+            const scanned *entry = &entries[j];
+            if (entry->path_length != strlen(plan->named[i]) ||
+                memcmp(state + entry->path_start, plan->named[i], entry->path_length) != 0)
+                continue;
+            size_t start = value_after(state, entry->copy_start, entry->tag_end, key);
+            kept = start && entry->end - start == old_length &&
+                   memcmp(state + start, plan->state + plan->content_start[i], old_length) == 0;
+        }
+    }
+    free(entries);
+    return kept ? 1 : 0;
 }
 
 /* Reads `opening` at *at, then a path up to the next quote: absolute and
@@ -1567,6 +1633,8 @@ int64_t lf_guard_plan_prompt(lf_guard_plan *plan, const uint8_t *prompt, size_t 
     while (at < prompt_size && prompt[at] >= 'a' && prompt[at] <= 'z')
         at++;
     operation_line operation = {.rename = operation_is(prompt, at, "rename")};
+    operation.keeps_content = operation.rename || operation_is(prompt, at, "chmod") ||
+                              operation_is(prompt, at, "chown") || operation_is(prompt, at, "utimens");
     operation.removes = operation_is(prompt, at, "unlink") || operation_is(prompt, at, "rmdir");
     /* rename, unlink and rmdir act on a symlink itself, the others on what it names */
     operation.follow = !operation.rename && !operation.removes;

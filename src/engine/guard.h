@@ -41,7 +41,10 @@
  * due in it. A successful operation's answer also holds what it leaves:
  * unlink and rmdir remove the named path, create, mkdir and symlink make
  * it (as a file, directory, symlink) before its directory ends, a rename
- * removes the old path and makes the new one. The model chooses what
+ * removes the old path and makes the new one; chmod, chown, utimens and a
+ * rename keep a named file's body and a named symlink's target, copied
+ * from the old state once the entry's other attributes are written. The
+ * model chooses what
  * changes, where new entries go, and everything in a renamed subtree.
  * Entries put their path first under a plan, and a directory that can hold
  * nothing is written <directory ... />; without a plan too, no directory
@@ -118,6 +121,14 @@ typedef struct lf_guard_plan {
     int present;             /* the named path it makes (create, mkdir, symlink, a rename's
                                 new path), -1: none */
     const char *present_tag; /* ...as "file", "directory" or "symlink"; NULL: any */
+    /* chmod, chown, utimens and rename change what is said about an entry,
+     * never what a file holds or where a symlink points: the new entry at
+     * named[i], once its other attributes are written, repeats the old
+     * state's bytes [content_start[i], content_end[i]) from the value of
+     * its content_attribute[i] ("size" or "target") to its end; a rename's
+     * new path takes its old path's. content_attribute[i] NULL: none. */
+    const char *content_attribute[LF_GUARD_NAMED_MAX];
+    size_t content_start[LF_GUARD_NAMED_MAX], content_end[LF_GUARD_NAMED_MAX];
 } lf_guard_plan;
 
 /* Makes the plan for a prompt "<W>\nop('/path', ...)\n---\n<filesystem>...":
@@ -138,6 +149,10 @@ bool lf_guard_may_change(const char *path, size_t length, const char *const *nam
                          size_t named_count, bool below);
 /* The same for a plan's named paths. */
 bool lf_guard_plan_may_change(const lf_guard_plan *plan, const char *path, size_t length);
+/* Whether a canonical new state keeps, at the named paths it has, the
+ * content the plan says the operation keeps (content_attribute): 1 yes, 0
+ * no (or not a state the guard reads), -ENOMEM. */
+int64_t lf_guard_plan_keeps_content(const lf_guard_plan *plan, const uint8_t *state, size_t size);
 
 /* Where the guard is in the completion; a plain value: a copy is how a
  * token is tried without committing it. */
@@ -147,6 +162,8 @@ typedef struct lf_guard {
     uint32_t next_kept;                  /* the plan's kept entry that is due */
     size_t copy_at, copy_end;            /* old state bytes still to repeat */
     bool must_hold;                      /* this tag, at a named path, holds kept entries */
+    int content;                         /* this tag is at named[content], whose content is
+                                            kept (plan->content_attribute); -1: none */
     uint16_t template_at;                /* where a getattr or readdir answer is in its shape */
     uint8_t place;                       /* outside tags, in a tag, in a body... */
     bool failed;                         /* out of memory: refuses nothing more */

@@ -259,15 +259,22 @@ static int64_t check_change(void *context, const char *path)
     return 1;
 }
 
-/* Whether the new state holds what a successful operation leaves (the
- * plan's absent and present paths); else *why says what is missing. */
-static bool leaves_what_it_should(const engine_fs *self, lf_tree *tree, char *why, size_t why_size)
+/* Whether the new state (tree, and canonical as XML) holds what a
+ * successful operation leaves (the plan's absent and present paths, the
+ * content it keeps); else *why says what is missing. */
+static bool leaves_what_it_should(const engine_fs *self, lf_tree *tree, const lf_buffer *canonical,
+                                  char *why, size_t why_size)
 {
     const lf_guard_plan *plan = &self->rule;
     char path[LF_TREE_PATH_MAX];
     struct stat attributes;
     if (!self->ruled)
         return true;
+    if (lf_guard_plan_keeps_content(plan, canonical->data, canonical->length) != 1) {
+        snprintf(why, why_size, "the operation changes no file's bytes or symlink's target, "
+                                "the state has new ones at '%.100s'", plan->named[plan->named_count - 1]);
+        return false;
+    }
     if (plan->absent >= 0) {
         const char *named = plan->named[plan->absent];
         snprintf(path, sizeof path, "%s%s", is_root_path(named) ? "" : "/", named);
@@ -315,7 +322,7 @@ static int adopt_state(engine_fs *self, const lf_sim_operation *operation,
             snprintf(why, why_size, "the state changed at '%.100s', which the operation does not name",
                      check->outside);
             status = 1;
-        } else if (!leaves_what_it_should(self, tree, why, why_size)) {
+        } else if (!leaves_what_it_should(self, tree, &canonical, why, why_size)) {
             status = 1;
         }
     }

@@ -468,6 +468,55 @@ static void plans_follow_symlinks_as_the_operation_does(void **state)
     lf_guard_plan_free(&plan);
 }
 
+/* Whether a planned guard takes text whole, and what lf_guard_plan_keeps_content says of it. */
+static int64_t keeps_content(const char *operation, const char *text)
+{
+    lf_buffer prompt = {0};
+    lf_guard_plan plan = {0};
+    assert_int_equal(lf_buffer_append_string(&prompt, "<W>\n"), 0);
+    assert_int_equal(lf_buffer_append_string(&prompt, operation), 0);
+    assert_int_equal(lf_buffer_append_string(&prompt, "\n---\n" OLD_STATE), 0);
+    assert_int_equal(lf_guard_plan_prompt(&plan, prompt.data, prompt.length), 0);
+    int64_t kept = lf_guard_plan_keeps_content(&plan, (const uint8_t *)text, strlen(text));
+    lf_guard_plan_free(&plan);
+    lf_buffer_free(&prompt);
+    return kept;
+}
+
+static void metadata_operations_keep_content(void **state)
+{
+    fixture *f = *state;
+    /* chmod, chown, utimens and rename keep a file's bytes: once the other
+     * attributes are written, the size and body are the old ones */
+    const char *chmod_a = "chmod('/a.txt', mode=0o100600)";
+    const char *kept = "<filesystem>" OLD_ROOT NODE("file", "a.txt", "a.txt", "600", "1")
+                       " size=\"2\"><body>hi</body></file>" OLD_DOCS OLD_B "</directory>" OLD_LINK
+                       "</directory></filesystem>";
+    assert_int_equal(planned_feed(f, chmod_a, kept), strlen(kept));
+    assert_int_equal(keeps_content(chmod_a, kept), 1);
+    const char *rewritten = "<filesystem>" OLD_ROOT NODE("file", "a.txt", "a.txt", "600", "1")
+                            " size=\"2\"><body>ho</body></file>" OLD_DOCS OLD_B "</directory>" OLD_LINK
+                            "</directory></filesystem>";
+    assert_int_equal(planned_feed(f, chmod_a, rewritten), offset_of(rewritten, "ho</body>") + 1);
+    assert_int_equal(keeps_content(chmod_a, rewritten), 0);
+    const char *resized = "<filesystem>" OLD_ROOT NODE("file", "a.txt", "a.txt", "600", "1") " size=\"3";
+    assert_int_equal(planned_feed(f, chmod_a, resized), strlen(resized) - 1);
+    /* a rename's new path holds what the old one held; a symlink keeps its target */
+    const char *rename_a = "rename('/a.txt', new_path='/docs/c.txt', now='2025-01-01T00:00:02')";
+    const char *moved = "<filesystem>" OLD_ROOT OLD_DOCS OLD_B
+                        NODE("file", "docs/c.txt", "c.txt", "644", "1") " size=\"2\"><body>hx";
+    assert_int_equal(planned_feed(f, rename_a, moved), strlen(moved) - 1);
+    const char *chown_link = "chown('/link', uid=1, gid=1)";
+    const char *retargeted = "<filesystem>" OLD_ROOT OLD_A OLD_DOCS OLD_B "</directory>"
+                             "<symlink path=\"link\" name=\"link\" mode=\"777\" owner=\"daemon\" "
+                             "group=\"daemon\" mtime=\"2025-01-01T00:00:01\" target=\"b";
+    assert_int_equal(planned_feed(f, chown_link, retargeted), strlen(retargeted) - 1);
+    /* a write changes bytes: nothing is kept */
+    const char *write_a = "write('/a.txt', data=ho, data_length=2, offset=0, end=2, fh=4, "
+                          "now='2025-01-01T00:00:02')";
+    assert_int_equal(keeps_content(write_a, rewritten), 1);
+}
+
 /* Where a guard planned for an <R> prompt first refuses text. */
 static size_t shaped_feed(fixture *f, const char *prompt, const char *text)
 {
@@ -647,6 +696,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(trials_leave_the_guard_intact, setup, teardown),
         cmocka_unit_test_setup_teardown(plans_copy_what_the_operation_does_not_name, setup, teardown),
         cmocka_unit_test_setup_teardown(plans_follow_symlinks_as_the_operation_does, setup, teardown),
+        cmocka_unit_test_setup_teardown(metadata_operations_keep_content, setup, teardown),
         cmocka_unit_test_setup_teardown(planned_walks_end_in_allowed_states, setup, teardown),
         cmocka_unit_test_setup_teardown(getattr_and_readdir_answers_keep_their_shape, setup, teardown),
     };

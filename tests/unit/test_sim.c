@@ -131,6 +131,8 @@ static void guard_takes_the_answer(collected *c, const lf_sim_example *example)
                      (int)example->prompt_length, example->prompt, (int)example->completion_length,
                      (const char *)example->completion);
     assert_true(lf_guard_may_end(&guard));
+    if (made == 0 && plan.answer == LF_GUARD_ANSWER_STATE && example->status >= 0)
+        assert_int_equal(lf_guard_plan_keeps_content(&plan, example->completion, example->completion_length), 1);
     c->planned += made == 0 && !lf_sim_op_is_read(example->operation->op);
     lf_guard_memory_free(&memory);
     lf_guard_plan_free(&plan);
