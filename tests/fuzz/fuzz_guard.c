@@ -129,6 +129,9 @@ static void parsed_states_pass_whole(const uint8_t *data, size_t size)
     lf_guard_start(&guard, &memory, made == 0 ? &plan : NULL);
     check(lf_guard_take(&guard, canonical.data, canonical.length) && lf_guard_may_end(&guard),
           "a plan refused the state it was made for");
+    check(made != 0 || data[size - 1] % 4 != 0 ||
+              lf_guard_plan_keeps_content(&plan, canonical.data, canonical.length) == 1,
+          "a chmod's plan says the unchanged state lost content");
     lf_guard_plan_free(&plan);
     lf_buffer_free(&prompt);
     lf_guard_memory_free(&memory);
