@@ -112,9 +112,12 @@ struct lf_generator {
     float *logits;                 /* (prompt_rows, vocabulary) */
     const float *last_logits;      /* the row of logits the last prediction used */
     lf_token_array prompt, completion;
-    /* the last greedy completion, and at each of its positions (one more
-     * when it ended) the runner-up token: where branches start */
+    /* the last greedy completion, and the positions decided in it (one
+     * more than its tokens when it ended); at each position where the
+     * model had a choice (the guard allowed two tokens or more) the
+     * runner-up token: where branches start */
     lf_token_array greedy;
+    size_t decided;
     lf_buffer choices; /* lf_generate_branch items */
     size_t choice_count;
     bool guard_states;  /* guard the answers to <W> prompts (the default) */
@@ -228,10 +231,10 @@ static bool guard_follow(lf_generator *generator, const uint32_t *ids, size_t co
     return true;
 }
 
-static int64_t record_choice(lf_generator *generator, uint32_t runner_up, float margin)
+static int64_t record_choice(lf_generator *generator, uint32_t position, uint32_t runner_up,
+                             float margin)
 {
-    lf_generate_branch choice = {.position = (uint32_t)generator->choice_count,
-                                 .token = runner_up, .margin = margin};
+    lf_generate_branch choice = {.position = position, .token = runner_up, .margin = margin};
     int64_t status = lf_buffer_append(&generator->choices, &choice, sizeof choice);
     generator->choice_count += status == 0;
     return status;
@@ -256,10 +259,15 @@ static int64_t decode_greedily(lf_generator *generator, uint32_t max_tokens, boo
             lf_guard_best_two(NULL, NULL, generator->last_logits, vocabulary, &unguarded, &unused);
             generator->guard_changes += unguarded != token;
         }
-        int64_t status = record_choices ? record_choice(generator, runner_up,
-                                                        generator->last_logits[token] -
-                                                            generator->last_logits[runner_up])
-                                        : 0;
+        /* a token the guard forces is no choice: branching there gives
+         * the greedy completion again */
+        int64_t status = 0;
+        if (record_choices) {
+            generator->decided++;
+            if (runner_up != token)
+                status = record_choice(generator, (uint32_t)completion->count, runner_up,
+                                       generator->last_logits[token] - generator->last_logits[runner_up]);
+        }
         if (status < 0)
             return status;
         if (token == LF_TOKEN_ENDOFTEXT) {
@@ -284,7 +292,7 @@ static int64_t start_branch(lf_generator *generator, const lf_generate_branch *b
                             uint32_t max_tokens, bool *ended)
 {
     lf_token_array *completion = &generator->completion;
-    if (branch->position >= max_tokens || branch->position >= generator->choice_count)
+    if (branch->position >= max_tokens || branch->position >= generator->decided)
         return -EINVAL;
     *ended = branch->token == LF_TOKEN_ENDOFTEXT;
     int64_t status = lf_token_array_append(completion, generator->greedy.ids, branch->position);
@@ -304,6 +312,7 @@ int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, siz
     generator->prompt.count = 0;
     generator->completion.count = 0;
     if (!branch) {
+        generator->decided = 0;
         generator->choice_count = 0;
         generator->choices.length = 0;
     }

@@ -324,6 +324,15 @@ static int adopt_state(engine_fs *self, const lf_sim_operation *operation,
             status = 1;
         } else if (!leaves_what_it_should(self, tree, &canonical, why, why_size)) {
             status = 1;
+        } else {
+            /* a filesystem may fail, never hand back bytes nobody wrote
+             * (docs/DECISIONS.md, "Written bytes are checked") */
+            int64_t holds = lf_sim_holds_bytes_written(self->state.data, self->state.length,
+                                                       operation, tree);
+            status = holds < 0 ? (int)holds : holds == 0;
+            if (holds == 0)
+                snprintf(why, why_size, "'%.100s' does not hold the bytes the %s leaves there",
+                         operation->path, lf_sim_op_name(operation->op));
         }
     }
     if (status == 0) {

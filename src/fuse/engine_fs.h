@@ -10,9 +10,12 @@
  * state as they are), and readdir lists to their shape. Every
  * answer is validated before it is used: a read's result must have
  * the form of one (a JSON list of names, bytes within the size asked...),
- * a new state must parse with the strict parser and differ from the old one
+ * a new state must parse with the strict parser, differ from the old one
  * only at the paths the operation names (and their parent directories'
- * times).  An invalid answer is logged; a change then gets a few second
+ * times) and, after a write or truncate, hold at its path exactly the
+ * bytes the operation leaves there (lf_sim_holds_bytes_written: a
+ * checksum on data, the one thing a filesystem must never get wrong
+ * silently).  An invalid answer is logged; a change then gets a few second
  * opinions (retries), and fails with EIO, the state as it was, when none
  * is valid.  getattr is answered from the validated state,
  * as the seed did: `ls -l` on a directory costs one model call, not one

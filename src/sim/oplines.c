@@ -259,3 +259,50 @@ int64_t lf_sim_exact_completion(const uint8_t *state, size_t state_size,
     lf_tree_free(tree);
     return status;
 }
+
+/* A file's bytes, through symlinks as open() follows them. */
+static int64_t read_file_bytes(lf_tree *tree, const char *path, lf_buffer *out)
+{
+    enum { CHUNK = 4096 };
+    out->length = 0;
+    for (;;) {
+        if (lf_buffer_reserve(out, CHUNK) < 0)
+            return -ENOMEM;
+        int64_t got = lf_tree_read(tree, path, out->data + out->length, CHUNK, out->length);
+        if (got <= 0)
+            return got;
+        out->length += (size_t)got;
+    }
+}
+
+int64_t lf_sim_holds_bytes_written(const uint8_t *state, size_t state_size,
+                                   const lf_sim_operation *operation, lf_tree *tree)
+{
+    if (operation->op != LF_SIM_WRITE && operation->op != LF_SIM_TRUNCATE)
+        return 1;
+    lf_tree *expected_tree = NULL;
+    int64_t status = lf_xml_parse(state, state_size, 0, &expected_tree, NULL);
+    if (status < 0)
+        return status;
+    lf_sim_use_virtual_clock(expected_tree, &operation->now);
+    lf_sim_outcome outcome = {0};
+    lf_buffer expected = {0}, held = {0};
+    status = lf_sim_operation_run_tree(operation, expected_tree, &outcome);
+    if (status == 0 && outcome.status >= 0)
+        status = read_file_bytes(expected_tree, operation->path, &expected);
+    if (status == 0 && outcome.status >= 0) {
+        int64_t read = read_file_bytes(tree, operation->path, &held);
+        status = read == -ENOMEM ? read
+                 : read == 0 && held.length == expected.length &&
+                         (held.length == 0 || memcmp(held.data, expected.data, held.length) == 0)
+                     ? 1
+                     : 0;
+    } else if (status == 0) {
+        status = 1;
+    }
+    lf_buffer_free(&expected);
+    lf_buffer_free(&held);
+    lf_sim_outcome_free(&outcome);
+    lf_tree_free(expected_tree);
+    return status;
+}

@@ -48,4 +48,13 @@ int64_t lf_sim_exact_completion(const uint8_t *state, size_t state_size,
                                 const lf_sim_operation *operation, lf_buffer *completion,
                                 int64_t *result, lf_diagnostic *diagnostic);
 
+/* Whether a new state (tree) holds, at a write's or truncate's path, the
+ * bytes the operation leaves there when run on state (canonical XML):
+ * the engine checks the model's answers by it, as a checksum, since a
+ * filesystem may fail but must never hand back bytes nobody wrote.  1
+ * yes, also for other operations and for one that fails on state; 0 no;
+ * -ENOMEM, or -LF_EFORMAT when state does not parse. */
+int64_t lf_sim_holds_bytes_written(const uint8_t *state, size_t state_size,
+                                   const lf_sim_operation *operation, lf_tree *tree);
+
 #endif

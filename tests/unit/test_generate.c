@@ -423,6 +423,36 @@ static void test_the_guard_keeps_write_answers_to_the_state_syntax(void **state)
     lf_generate_model_close(model);
 }
 
+/* A token the guard forces (the letters of "filesystem" after "<", the
+ * only element a state starts with) is no choice: a second opinion there
+ * would be the greedy answer again, so none is offered. */
+static void test_second_opinions_skip_what_the_guard_forces(void **state)
+{
+    fixture *f = *state;
+    enum { TOKENS = 12, CHOICES = 16 };
+    lf_generate_model *model = make_model(f, LESS_THAN_FAVOURED);
+    lf_generator *generator;
+    assert_int_equal(lf_generator_new(model, 0, &generator), 0);
+    lf_buffer greedy = complete(generator, prompts[1], TOKENS, NULL);
+    assert_memory_equal(greedy.data, "<filesystem ", TOKENS);
+    lf_generate_branch choices[CHOICES];
+    size_t count = lf_generate_doubtful_choices(generator, CHOICES, choices);
+    /* choices: the first byte (an error needs no "<"), a merge where the
+     * greedy answer took one letter (the fixture's tokenizer has "fi",
+     * "le"...: odd positions), the byte after the name (" " or ">"); the
+     * letter after a single one is forced */
+    bool offered[TOKENS] = {0};
+    for (size_t i = 0; i < count; i++) {
+        assert_true(choices[i].position < TOKENS);
+        offered[choices[i].position] = true;
+    }
+    for (size_t position = 0; position < TOKENS; position++)
+        assert_int_equal(offered[position], position == 0 || position % 2 == 1);
+    lf_buffer_free(&greedy);
+    lf_generator_free(generator);
+    lf_generate_model_close(model);
+}
+
 /* ---- opening ---- */
 
 static void test_open_errors_and_owned_model(void **state)
@@ -543,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_stops_at_end_of_text),
         cmocka_unit_test(test_ties_go_to_the_lowest_id),
         cmocka_unit_test(test_the_guard_keeps_write_answers_to_the_state_syntax),
+        cmocka_unit_test(test_second_opinions_skip_what_the_guard_forces),
         cmocka_unit_test(test_open_errors_and_owned_model),
         cmocka_unit_test(test_branches_take_the_runner_up_where_the_model_hesitated),
     };

@@ -76,6 +76,15 @@ static void replay(const lf_sim_example *example, size_t state_offset)
         fail_msg("%.*s\ncompletion: %.*s\nreplayed:   %s", (int)state_offset, example->prompt,
                  (int)example->completion_length, (const char *)example->completion,
                  lf_buffer_string(&completion));
+    /* the exact new state holds the bytes a write or truncate leaves */
+    if (example->status >= 0 && !lf_sim_op_is_read(example->operation->op)) {
+        lf_tree *after = NULL;
+        assert_int_equal(lf_xml_parse(completion.data, completion.length, 0, &after, NULL), 0);
+        assert_int_equal(lf_sim_holds_bytes_written((const uint8_t *)xml, xml_length,
+                                                    example->operation, after),
+                         1);
+        lf_tree_free(after);
+    }
     lf_buffer_free(&completion);
     lf_buffer_free(&rewritten);
     lf_tree_free(tree);
@@ -293,12 +302,67 @@ static void test_weights_choose_the_operations(void **state)
     collected_free(&c);
 }
 
+/* The engine's checksum on written bytes: a new state whose file does not
+ * hold exactly what the write or truncate leaves is caught, whatever else
+ * in it is right (its size, as the guard holds it); a symlink is followed. */
+static int64_t holds(const lf_sim_operation *operation, const char *body, const char *size)
+{
+    static const char before[] =
+        "<filesystem><directory path=\"/\" name=\"/\" mode=\"755\" owner=\"root\" group=\"root\" "
+        "mtime=\"2025-01-01T00:00:01\"><file path=\"a.txt\" name=\"a.txt\" mode=\"644\" owner=\"root\" "
+        "group=\"root\" mtime=\"2025-01-01T00:00:03\" size=\"6\"><body>hello\n</body></file>"
+        "<symlink path=\"link\" name=\"link\" mode=\"777\" owner=\"root\" group=\"root\" "
+        "mtime=\"2025-01-01T00:00:03\" target=\"a.txt\" /></directory></filesystem>";
+    char after[1024];
+    snprintf(after, sizeof after,
+             "<filesystem><directory path=\"/\" name=\"/\" mode=\"755\" owner=\"root\" group=\"root\" "
+             "mtime=\"2025-01-01T00:00:01\"><file path=\"a.txt\" name=\"a.txt\" mode=\"644\" "
+             "owner=\"root\" group=\"root\" mtime=\"2025-01-01T00:00:04\" size=\"%s\">%s</file>"
+             "<symlink path=\"link\" name=\"link\" mode=\"777\" owner=\"root\" group=\"root\" "
+             "mtime=\"2025-01-01T00:00:03\" target=\"a.txt\" /></directory></filesystem>",
+             size, body);
+    lf_tree *tree = NULL;
+    lf_diagnostic diagnostic = {0};
+    if (lf_xml_parse(after, strlen(after), 0, &tree, &diagnostic) != 0)
+        fail_msg("%s", diagnostic.message);
+    int64_t result = lf_sim_holds_bytes_written((const uint8_t *)before, sizeof before - 1, operation, tree);
+    lf_tree_free(tree);
+    return result;
+}
+
+static void test_written_bytes_are_checked(void **state)
+{
+    (void)state;
+    lf_sim_operation write = {.op = LF_SIM_WRITE, .path = "/a.txt", .offset = 6, .now = 1735689604};
+    lf_buffer_append_string(&write.data, "second line\n");
+    assert_int_equal(holds(&write, "<body>hello\nsecond line\n</body>", "18"), 1);
+    assert_int_equal(holds(&write, "<body>hello\nsecondsign\n </body>", "18"), 0);
+    assert_int_equal(holds(&write, "<body>hello\nsecond\n</body>", "13"), 0);
+    assert_int_equal(holds(&write, "<body>second line\n</body>", "12"), 0);
+    snprintf(write.path, sizeof write.path, "/link");
+    assert_int_equal(holds(&write, "<body>hello\nsecond line\n</body>", "18"), 1);
+    /* past the end: zeros in between (base64, as the state writes NUL) */
+    write.offset = 8;
+    assert_int_equal(holds(&write, "<body encoding=\"base64\">aGVsbG8KAABzZWNvbmQgbGluZQo=</body>", "20"), 1);
+    assert_int_equal(holds(&write, "<body>hello\n  second line\n</body>", "20"), 0);
+    lf_sim_operation_free(&write);
+    lf_sim_operation truncate = {.op = LF_SIM_TRUNCATE, .path = "/a.txt", .length = 3};
+    assert_int_equal(holds(&truncate, "<body>hel</body>", "3"), 1);
+    assert_int_equal(holds(&truncate, "<body>lo\n</body>", "3"), 0);
+    /* other operations, and one that fails on the old state, are not its business */
+    lf_sim_operation chmod = {.op = LF_SIM_CHMOD, .path = "/a.txt", .mode = 0600};
+    assert_int_equal(holds(&chmod, "<body>anything</body>", "8"), 1);
+    snprintf(truncate.path, sizeof truncate.path, "/missing");
+    assert_int_equal(holds(&truncate, "<body>x</body>", "1"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_examples_follow_from_their_prompts),
         cmocka_unit_test(test_same_seed_same_lines),
         cmocka_unit_test(test_weights_choose_the_operations),
+        cmocka_unit_test(test_written_bytes_are_checked),
     };
     return cmocka_run_group_tests_name("sim", tests, NULL, NULL);
 }
