@@ -235,17 +235,26 @@ void lf_sim_use_virtual_clock(lf_tree *tree, const int64_t *now)
     lf_tree_set_clock(tree, virtual_clock, (void *)now);
 }
 
+/* Runs the operation on state (canonical XML) at operation->now: *tree is
+ * the state after it (to free), *outcome what the call returned. */
+static int64_t run_on_state(const uint8_t *state, size_t state_size, const lf_sim_operation *operation,
+                            lf_tree **tree, lf_sim_outcome *outcome, lf_diagnostic *diagnostic)
+{
+    *tree = NULL;
+    int64_t status = lf_xml_parse(state, state_size, 0, tree, diagnostic);
+    if (status < 0)
+        return status;
+    lf_sim_use_virtual_clock(*tree, &operation->now);
+    return lf_sim_operation_run_tree(operation, *tree, outcome);
+}
+
 int64_t lf_sim_exact_completion(const uint8_t *state, size_t state_size,
                                 const lf_sim_operation *operation, lf_buffer *completion,
                                 int64_t *result, lf_diagnostic *diagnostic)
 {
-    lf_tree *tree = NULL;
-    int64_t status = lf_xml_parse(state, state_size, 0, &tree, diagnostic);
-    if (status < 0)
-        return status;
-    lf_sim_use_virtual_clock(tree, &operation->now);
+    lf_tree *tree;
     lf_sim_outcome outcome = {0};
-    status = lf_sim_operation_run_tree(operation, tree, &outcome);
+    int64_t status = run_on_state(state, state_size, operation, &tree, &outcome, diagnostic);
     if (status == 0) {
         *result = outcome.status;
         if (outcome.status < 0)
@@ -280,14 +289,10 @@ int64_t lf_sim_holds_bytes_written(const uint8_t *state, size_t state_size,
 {
     if (operation->op != LF_SIM_WRITE && operation->op != LF_SIM_TRUNCATE)
         return 1;
-    lf_tree *expected_tree = NULL;
-    int64_t status = lf_xml_parse(state, state_size, 0, &expected_tree, NULL);
-    if (status < 0)
-        return status;
-    lf_sim_use_virtual_clock(expected_tree, &operation->now);
+    lf_tree *expected_tree;
     lf_sim_outcome outcome = {0};
     lf_buffer expected = {0}, held = {0};
-    status = lf_sim_operation_run_tree(operation, expected_tree, &outcome);
+    int64_t status = run_on_state(state, state_size, operation, &expected_tree, &outcome, NULL);
     if (status == 0 && outcome.status >= 0)
         status = read_file_bytes(expected_tree, operation->path, &expected);
     if (status == 0 && outcome.status >= 0) {
@@ -298,7 +303,7 @@ int64_t lf_sim_holds_bytes_written(const uint8_t *state, size_t state_size,
                      ? 1
                      : 0;
     } else if (status == 0) {
-        status = 1;
+        status = 1; /* the operation fails: no bytes to hold */
     }
     lf_buffer_free(&expected);
     lf_buffer_free(&held);
