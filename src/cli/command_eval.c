@@ -25,7 +25,8 @@ static void print_usage(FILE *stream)
 {
     fprintf(stream,
             "usage: llmfuse eval MODEL.gguf DATA.jsonl [--limit N] [--threads N] [--max-tokens N]\n"
-            "                    [--mismatches FILE] [--retries N] [--unguarded]\n\n"
+            "                    [--mismatches FILE] [--retries N] [--unguarded]\n"
+            "                    [--copy-bias W]\n\n"
             "Completes every example's prompt greedily with the model and compares the\n"
             "completion with the expected one, byte for byte. DATA is what 'llmfuse gen'\n"
             "writes: lines with \"prompt\" and \"completion\" (\"completion_encoding\":\n"
@@ -46,11 +47,15 @@ static void print_usage(FILE *stream)
             "                  accepts (body lengths, paths, names, tags) and to the\n"
             "                  engine's rule (what the operation does not name is copied\n"
             "                  from the old state), getattr and readdir answers to their\n"
-            "                  JSON shape (no name listed twice)\n\n"
+            "                  JSON shape (no name listed twice), and without copying\n"
+            "  --copy-bias W   the logit added to tokens that go on copying bytes the\n"
+            "                  prompt holds (operation values; a read's state) [%.1f];\n"
+            "                  0 turns copying off\n\n"
             "Prints per operation and per kind (R, W) the examples, exact ones and mean\n"
             "latency; how many write completions that should be an XML state parse as one;\n"
             "latency and speed; how many tokens the guard chose. The last line is\n"
-            "'exact: P%% (K/N)'.\n");
+            "'exact: P%% (K/N)'.\n",
+            (double)LF_GENERATE_COPY_BIAS);
 }
 
 enum { MOST_RETRIES = 64 };
@@ -231,6 +236,7 @@ typedef struct evaluation {
     outcome *outcomes;
     uint32_t max_tokens, retries;
     bool keep_completions, guarded;
+    float copy_bias;
     pthread_mutex_t lock;
     lf_generator **generators; /* one per thread */
     size_t *idle, idle_count;  /* indices into generators not in use */
@@ -339,8 +345,10 @@ static int64_t run_example(void *context, size_t job)
     int64_t status = 0;
     if (!run->generators[index]) {
         status = lf_generator_new(run->model, 0, &run->generators[index]);
-        if (status == 0)
+        if (status == 0) {
             lf_generator_guard_states(run->generators[index], run->guarded);
+            lf_generator_copy_bias(run->generators[index], run->copy_bias);
+        }
     }
     if (status == 0)
         status = complete_one(run->generators[index], &run->examples->items[job], run->max_tokens,
@@ -352,11 +360,13 @@ static int64_t run_example(void *context, size_t job)
 /* Completes every example on `threads` threads; *seconds is the wall time. */
 static int64_t evaluate(const lf_generate_model *model, const example_set *examples,
                         uint32_t max_tokens, uint32_t retries, bool keep_completions,
-                        bool guarded, unsigned threads, outcome *outcomes, double *seconds)
+                        bool guarded, float copy_bias, unsigned threads, outcome *outcomes,
+                        double *seconds)
 {
     evaluation run = {.model = model, .examples = examples, .outcomes = outcomes,
                       .max_tokens = max_tokens, .retries = retries,
-                      .keep_completions = keep_completions, .guarded = guarded};
+                      .keep_completions = keep_completions, .guarded = guarded,
+                      .copy_bias = copy_bias};
     run.generators = calloc(threads, sizeof *run.generators);
     run.idle = malloc(threads * sizeof *run.idle);
     if (!run.generators || !run.idle) {
@@ -453,7 +463,7 @@ static int compare_doubles(const void *a, const void *b)
 /* Valid states, latency, speed, what the guard and second opinions (with
  * --retries) did, and the exact rate, last. */
 static int64_t print_summary(const example_set *examples, const outcome *outcomes,
-                             uint32_t retries, bool guarded, double seconds)
+                             uint32_t retries, bool guarded, float copy_bias, double seconds)
 {
     size_t count = examples->count, states = 0, valid = 0, exact = 0;
     size_t guard_changes = 0, guarded_answers = 0;
@@ -490,6 +500,10 @@ static int64_t print_summary(const example_set *examples, const outcome *outcome
                guard_changes, guarded_answers);
     else
         printf("guard: off (--unguarded)\n");
+    if (copy_bias > 0)
+        printf("copying: bias %.2f (--copy-bias)\n", (double)copy_bias);
+    else
+        printf("copying: off\n");
     if (retries)
         printf("second opinions (--retries %" PRIu32 "): %zu invalid W answers, %zu made valid, "
                "%zu of them exact; exact with them: %.1f%% (%zu/%zu)\n",
@@ -553,6 +567,7 @@ typedef struct options {
     uint64_t limit, threads, max_tokens; /* max_tokens 0: the model's context */
     uint64_t retries;
     bool unguarded;
+    float copy_bias; /* negative: not given */
 } options;
 
 /* A whole number of at least 1. */
@@ -570,6 +585,20 @@ static bool parse_count(const char *text, const char *option, uint64_t *value)
     return true;
 }
 
+/* A logit bias: a finite number from 0 to 100. */
+static bool parse_bias(const char *text, float *value)
+{
+    char *end;
+    errno = 0;
+    float parsed = strtof(text, &end);
+    if (errno || end == text || *end || !(parsed >= 0 && parsed <= 100)) {
+        fprintf(stderr, "llmfuse eval: --copy-bias needs a number from 0 to 100, not '%s'\n", text);
+        return false;
+    }
+    *value = parsed;
+    return true;
+}
+
 /* LF_EXIT_OK to go on; else the exit status, and *done. */
 static int parse_options(int argc, char **argv, options *chosen, bool *done)
 {
@@ -579,9 +608,11 @@ static int parse_options(int argc, char **argv, options *chosen, bool *done)
                                                  {"mismatches", required_argument, NULL, 'x'},
                                                  {"retries", required_argument, NULL, 'r'},
                                                  {"unguarded", no_argument, NULL, 'u'},
+                                                 {"copy-bias", required_argument, NULL, 'c'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {0}};
-    *chosen = (options){.limit = UINT64_MAX, .threads = lf_parallel_default_threads()};
+    *chosen = (options){.limit = UINT64_MAX, .threads = lf_parallel_default_threads(),
+                        .copy_bias = -1};
     *done = true;
     int option;
     optind = 1;
@@ -593,6 +624,7 @@ static int parse_options(int argc, char **argv, options *chosen, bool *done)
         case 'm': ok = parse_count(optarg, "--max-tokens", &chosen->max_tokens); break;
         case 'x': chosen->mismatches_path = optarg; break;
         case 'u': chosen->unguarded = true; break;
+        case 'c': ok = parse_bias(optarg, &chosen->copy_bias); break;
         case 'r':
             ok = parse_count(optarg, "--retries", &chosen->retries);
             if (ok && chosen->retries > MOST_RETRIES) {
@@ -628,11 +660,14 @@ static int64_t evaluate_and_report(const lf_generate_model *model, const options
         status = outcomes ? 0 : -ENOMEM;
     }
     double seconds = 0;
+    float copy_bias = chosen->copy_bias >= 0 ? chosen->copy_bias
+                      : chosen->unguarded    ? 0
+                                             : LF_GENERATE_COPY_BIAS;
     if (status == 0) {
         uint32_t context = lf_generate_model_transformer(model)->config.context_length;
         uint32_t max_tokens = chosen->max_tokens ? (uint32_t)chosen->max_tokens : context;
         status = evaluate(model, &examples, max_tokens, (uint32_t)chosen->retries,
-                          chosen->mismatches_path != NULL, !chosen->unguarded,
+                          chosen->mismatches_path != NULL, !chosen->unguarded, copy_bias,
                           (unsigned)chosen->threads, outcomes, &seconds);
     }
     if (status == 0 && chosen->mismatches_path)
@@ -641,7 +676,7 @@ static int64_t evaluate_and_report(const lf_generate_model *model, const options
         status = print_table(&examples, outcomes);
     if (status == 0)
         status = print_summary(&examples, outcomes, (uint32_t)chosen->retries,
-                               !chosen->unguarded, seconds);
+                               !chosen->unguarded, copy_bias, seconds);
     for (size_t i = 0; outcomes && i < examples.count; i++)
         lf_buffer_free(&outcomes[i].completion);
     free(outcomes);

@@ -307,9 +307,9 @@ static const char mount_usage[] =
     "  --cache-size MB         decoded contents kept in memory (default 256)\n"
     "  --commit-interval S     seconds between commits, 0 for none (default 30)\n"
     "  --pack-size KIB         packs of small text files that commits code (as mkfs)\n"
-    "With --engine, the filesystem is implemented by the model (a GGUF file, -m;\n"
-    "default models/fs.gguf when built in): every operation is a prompt, every answer\n"
-    "validated; --engine=exact answers with the simulator's exact results instead.\n"
+    "With --engine, the filesystem is implemented by the model (a GGUF file, -m,\n"
+    "such as models/fs.gguf): every operation is a prompt, every answer validated;\n"
+    "--engine=exact answers with the simulator's exact results instead.\n"
     "  --state FILE            load the state (XML, or LM-compressed when it ends in\n"
     "                          .llmz) and save it at fsync and unmount\n"
     "  --verify                compute the exact answers too and report divergences\n"
@@ -321,7 +321,8 @@ static const char mount_usage[] =
     "  --unguarded             take the model's plain greedy answers, without the guard\n"
     "                          that holds changes to the XML the strict parser accepts\n"
     "                          and to what validation allows (entries the operation\n"
-    "                          does not name copied), readdir lists to their shape\n"
+    "                          does not name copied), readdir lists to their shape,\n"
+    "                          and without copying (bytes of the prompt favoured)\n"
     "  --record FILE.jsonl     append each operation's prompt and exact completion\n"
     "                          as a dataset line ('llmfuse eval' reads them)\n";
 

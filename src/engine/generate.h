@@ -17,7 +17,8 @@
  *
  * The answers to <W> prompts are guarded (engine/guard.h): where the
  * model's first choice would make a file's body disagree with the size it
- * wrote, the most probable token that does not is taken instead. */
+ * wrote, the most probable token that does not is taken instead. Every
+ * answer is decoded with copying (lf_generator_copy_bias). */
 #ifndef LLMFUSE_ENGINE_GENERATE_H
 #define LLMFUSE_ENGINE_GENERATE_H
 
@@ -74,6 +75,18 @@ void lf_generator_free(lf_generator *generator);
  * (off: how `llmfuse eval --unguarded` measures the model alone). */
 void lf_generator_guard_states(lf_generator *generator, bool on);
 
+/* Copying: while the completion's last bytes (two or more) match bytes
+ * of the prompt where its answer copies from (a change's operation
+ * values: paths, a symlink's target, a write's data; a read's state),
+ * the tokens that go on with those bytes get this added to their logits:
+ * a fixed-weight pointer mix, since a small model rewrites words it did
+ * not see in training instead of copying them. Chosen on held-out data
+ * (docs/DECISIONS.md, "Copying what the prompt holds"). */
+#define LF_GENERATE_COPY_BIAS 6.0f
+/* The bias for the next completions (LF_GENERATE_COPY_BIAS until set;
+ * 0 turns copying off). */
+void lf_generator_copy_bias(lf_generator *generator, float bias);
+
 /* What one completion did. */
 typedef struct lf_generate_stats {
     size_t prompt_tokens;     /* fed to the model, the leading <|endoftext|> included */
@@ -115,8 +128,8 @@ int64_t lf_generate_complete(lf_generator *generator, const uint8_t *prompt, siz
 size_t lf_generate_doubtful_choices(const lf_generator *generator, size_t count,
                                     lf_generate_branch *out);
 /* The logits (the model's vocabulary size of them) the last completion
- * chose its last token from; after max_tokens 0, those of the token after
- * the prompt. */
+ * chose its last token from, copying's bias included; after max_tokens 0,
+ * those of the token after the prompt. */
 const float *lf_generate_last_logits(const lf_generator *generator);
 
 #endif

@@ -813,8 +813,11 @@ static int64_t open_engine(const lf_engine_fs_config *config, engine_fs *self, l
         status = lf_fail(diagnostic, -EINVAL, "name the filesystem model with -m (models/fs.gguf)");
     else if (config->kind == LF_ENGINE_MODEL)
         status = lf_generator_open(model, &self->generator, diagnostic);
-    if (status == 0 && self->generator)
+    if (status == 0 && self->generator) {
         lf_generator_guard_states(self->generator, !config->unguarded);
+        if (config->unguarded)
+            lf_generator_copy_bias(self->generator, 0);
+    }
     if (status == 0 && self->state_path && is_compressed(self->state_path))
         status = lf_model_open(model, &self->codec_model, diagnostic);
     if (status == 0)

@@ -51,8 +51,9 @@ typedef struct lf_engine_fs_config {
      * tokens (lf_generate_doubtful_choices), most doubtful first; the first
      * valid one answers.  0: the greedy answer or EIO. */
     unsigned retries;
-    /* Answers decoded without the guard (engine/guard.h):
-     * the model's plain greedy choices, for measuring the model alone. */
+    /* Answers decoded without the guard (engine/guard.h) and without
+     * copying (lf_generator_copy_bias): the model's plain greedy choices,
+     * for measuring the model alone. */
     bool unguarded;
     /* Appends each operation's prompt and exact completion to this file as
      * a dataset line (docs/FORMAT.md §4): what real programs ask of a

@@ -314,6 +314,7 @@ static void test_prompt_rows_never_change_results(void **state)
     for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
         lf_generator *generator;
         assert_int_equal(lf_generator_new(f->model, rows[r], &generator), 0);
+        lf_generator_copy_bias(generator, 0); /* the reference is the model's greedy choice */
         lf_buffer nothing = complete(generator, prompts[0], 0, NULL);
         assert_int_equal(nothing.length, 0);
         assert_memory_equal(lf_generate_last_logits(generator), expected_logits,
@@ -502,6 +503,9 @@ static void test_branches_take_the_runner_up_where_the_model_hesitated(void **st
     assert_int_equal(lf_generator_new(f->model, 0, &generator), 0);
     assert_int_equal(lf_generator_new(f->model, 0, &checker), 0);
     assert_int_equal(lf_generator_new(f->model, 1, &one_row), 0);
+    lf_generator *generators[] = {generator, checker, one_row};
+    for (size_t i = 0; i < 3; i++) /* the reference is the model's greedy choice */
+        lf_generator_copy_bias(generators[i], 0);
     lf_buffer greedy = complete(generator, prompts[1], TOKENS, NULL);
     lf_generate_branch choices[CHOICES + 1];
     assert_int_equal(lf_generate_doubtful_choices(generator, CHOICES, choices), CHOICES);
@@ -562,6 +566,93 @@ static void test_branches_take_the_runner_up_where_the_model_hesitated(void **st
     lf_generator_free(generator), lf_generator_free(checker), lf_generator_free(one_row);
 }
 
+/* ---- copying ---- */
+
+/* The completion of `prompt` that starts with the first token of
+ * `start` (two bytes or more, put there as a branch at position 0),
+ * unguarded, with copying at `bias`: 1000 outweighs any logit of the
+ * random model. */
+static lf_buffer complete_from(const fixture *f, const char *prompt, const char *start, float bias)
+{
+    lf_tokenizer_encoder *encoder;
+    assert_int_equal(lf_tokenizer_encoder_create(f->tokenizer, &encoder), 0);
+    lf_token_array tokens = {0};
+    assert_true(lf_tokenizer_encode(encoder, (const uint8_t *)start, strlen(start), &tokens) > 0);
+    size_t length;
+    lf_tokenizer_token_bytes(f->tokenizer, tokens.ids[0], &length);
+    assert_true(length >= 2);
+    lf_generator *generator;
+    assert_int_equal(lf_generator_new(f->model, 0, &generator), 0);
+    lf_generator_guard_states(generator, false);
+    lf_generator_copy_bias(generator, bias);
+    enum { TOKENS = 40 };
+    lf_buffer greedy = complete(generator, prompt, TOKENS, NULL);
+    lf_generate_branch branch = {.position = 0, .token = tokens.ids[0]};
+    lf_buffer completion = {0};
+    assert_int_equal(lf_generate_complete(generator, (const uint8_t *)prompt, strlen(prompt),
+                                          &branch, TOKENS, &completion, NULL),
+                     0);
+    lf_buffer_free(&greedy);
+    lf_generator_free(generator);
+    lf_token_array_free(&tokens);
+    lf_tokenizer_encoder_free(encoder);
+    return completion;
+}
+
+/* A prompt on a state of one file, /n, holding `body` (XML text). */
+static char *one_file_prompt(const char *operation_line, const char *body)
+{
+    lf_buffer prompt = {0};
+    assert_int_equal(
+        lf_buffer_printf(&prompt,
+                         "%s\n---\n<filesystem><directory path=\"/\" name=\"/\" mode=\"755\" "
+                         "owner=\"root\" group=\"root\" mtime=\"2025-01-01T00:00:00\"><file "
+                         "path=\"n\" name=\"n\" mode=\"644\" owner=\"root\" group=\"root\" "
+                         "mtime=\"2025-01-01T00:00:00\" size=\"8\"><body>%s</body></file>"
+                         "</directory></filesystem>",
+                         operation_line, body),
+        0);
+    return (char *)lf_buffer_string(&prompt);
+}
+
+static bool starts_with(const lf_buffer *buffer, const char *text)
+{
+    return buffer->length >= strlen(text) && memcmp(buffer->data, text, strlen(text)) == 0;
+}
+
+/* A read answers with the state's bytes unescaped: once the answer's
+ * last bytes match inside the state, it goes on copying them. */
+static void test_a_read_copies_the_state_unescaped(void **state)
+{
+    fixture *f = *state;
+    char *prompt = one_file_prompt("<R>\nread('/n', size=4096, offset=0, fh=4)", "conf a&lt;b&amp;c");
+    lf_buffer completion = complete_from(f, prompt, "conf", 1000);
+    assert_true(starts_with(&completion, "conf a<b&c</body></file>"));
+    lf_buffer_free(&completion);
+    free(prompt);
+}
+
+/* A write's answer copies the data up to its end, found by data_length
+ * (the data holds ", data_length=" itself), and not the line after it;
+ * with copying off the random model goes its own way. */
+static void test_a_write_copies_its_data_and_stops_at_its_end(void **state)
+{
+    fixture *f = *state;
+    char *prompt = one_file_prompt("<W>\nwrite('/n', data=conf x, data_length=3 yz, data_length=24, "
+                                   "offset=0, end=24, fh=4, now='2025-01-01T00:00:01')",
+                                   "old text");
+    const char *data = "conf x, data_length=3 yz";
+    lf_buffer completion = complete_from(f, prompt, "conf", 1000);
+    assert_true(starts_with(&completion, data));
+    assert_false(completion.length >= strlen(data) + 14 &&
+                 memcmp(completion.data + strlen(data), ", data_length=", 14) == 0);
+    lf_buffer_free(&completion);
+    lf_buffer plain = complete_from(f, prompt, "conf", 0);
+    assert_false(starts_with(&plain, data));
+    lf_buffer_free(&plain);
+    free(prompt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +667,8 @@ int main(void)
         cmocka_unit_test(test_second_opinions_skip_what_the_guard_forces),
         cmocka_unit_test(test_open_errors_and_owned_model),
         cmocka_unit_test(test_branches_take_the_runner_up_where_the_model_hesitated),
+        cmocka_unit_test(test_a_read_copies_the_state_unescaped),
+        cmocka_unit_test(test_a_write_copies_its_data_and_stops_at_its_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
