@@ -1,12 +1,10 @@
 # Sourced by the benchmarks of the model-implemented filesystem: the model
-# to measure (models/fs.gguf, else the weights in training, models/
-# fs-training.gguf), build/llmfuse (or $LLMFUSE), a scratch directory
+# to measure (models/fs.gguf), build/llmfuse (or $LLMFUSE), a scratch directory
 # $work, and cleanup at exit of every mount point listed in $mountpoints.
 # Needs root and /dev/fuse.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 model=models/fs.gguf
-[ -f "$model" ] || model=models/fs-training.gguf
 llmfuse=${LLMFUSE:-$PWD/build/llmfuse}
 [ -x "$llmfuse" ] || { echo "$llmfuse is missing: run scripts/quickstart" >&2; exit 1; }
 work=$(mktemp -d)

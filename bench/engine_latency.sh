@@ -8,7 +8,7 @@
 # then the engine's --verify summary.  Needs root and /dev/fuse.
 #
 #   bench/engine_latency.sh [-m MODEL] [-s STATE.xml]
-#     MODEL: models/fs.gguf, else models/fs-training.gguf; STATE: none (empty)
+#     MODEL: models/fs.gguf; STATE: none (empty)
 source "$(dirname "$0")/engine_common.bash"
 state=
 while getopts "m:s:" option; do

@@ -6,7 +6,7 @@
 # Needs root and /dev/fuse.
 #
 #   bench/engine_sessions.sh [-m MODEL] [-o RECORD.jsonl]
-#     MODEL: models/fs.gguf, else models/fs-training.gguf
+#     MODEL: models/fs.gguf
 source "$(dirname "$0")/engine_common.bash"
 record=
 while getopts "m:o:" option; do
