@@ -23,15 +23,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # The states: the toy, then five generated ones of growing size (write
-# completions of a seed no training run used, from the default generator).
+# completions of a seed no training run used, 424242, picked by size from
+# 400 examples of the generator's defaults of 2026-11-29; kept in
+# tests/golden/states, which tests/cli/self_compression.sh checks).
 cp tests/golden/toy.xml "$work/toy.xml"
 states=(toy)
-"$llmfuse" gen --count 400 --seed 424242 --no-mount --out "$work/gen.jsonl" 2>/dev/null
-jq -r 'select(.kind=="W" and (.completion|startswith("<filesystem>"))) | .completion | @base64' \
-  "$work/gen.jsonl" | awk '{ print length($0), $0 }' | sort -n | cut -d' ' -f2 >"$work/by-size"
-count=$(wc -l <"$work/by-size")
 for k in 1 2 3 4 5; do
-  sed -n "$((count * k / 6))p" "$work/by-size" | base64 -d >"$work/state$k.xml"
+  cp "tests/golden/states/state$k.xml" "$work/state$k.xml"
   states+=("state$k")
 done
 
