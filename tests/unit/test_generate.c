@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "common/random.h"
 #include "engine/generate.h"
 #include "model/transformer_file.h"
 #include "sandbox.h"
@@ -653,6 +654,51 @@ static void test_a_write_copies_its_data_and_stops_at_its_end(void **state)
     free(prompt);
 }
 
+/* Prompts of any bytes, and of the pieces copying looks for in any
+ * order (a data_length that does not fit, an unclosed body or quote, a
+ * cut entity): copying finds what it finds and reads nothing outside the
+ * prompt (the sanitizer builds check), and decoding still works. */
+static void test_copying_takes_any_prompt(void **state)
+{
+    fixture *f = *state;
+    static const char *const pieces[] = {
+        "<R>\n", "<W>\n", "write('/a', data=", ", data=", ", data_length=", "3", "12", ", ",
+        "('/", "'", ", new_path='", ", target='", "\n---\n", "<body>", "</body>", "<body />",
+        "<body", ">", "&lt;", "&amp", "&#10;", "&", "ab", "abab", "conf", "\n"};
+    enum { PIECES = sizeof pieces / sizeof *pieces };
+    lf_generator *generator;
+    assert_int_equal(lf_generator_new(f->model, 0, &generator), 0);
+    lf_generator_guard_states(generator, false);
+    lf_generator_copy_bias(generator, 1000);
+    lf_random random;
+    lf_random_seed(&random, 7);
+    for (int round = 0; round < 300; round++) {
+        lf_buffer prompt = {0};
+        size_t count = (size_t)lf_random_below(&random, 12);
+        for (size_t i = 0; i < count; i++) {
+            if (lf_random_chance(&random, 1, 4)) {
+                uint8_t bytes[3];
+                lf_random_bytes(&random, bytes, sizeof bytes);
+                assert_int_equal(lf_buffer_append(&prompt, bytes, 1 + lf_random_below(&random, 3)), 0);
+            } else
+                assert_int_equal(
+                    lf_buffer_append_string(&prompt, pieces[lf_random_below(&random, PIECES)]), 0);
+        }
+        /* exactly the prompt's bytes: the sanitizer sees a read past them */
+        uint8_t *exact = malloc(prompt.length ? prompt.length : 1);
+        if (prompt.length)
+            memcpy(exact, prompt.data, prompt.length);
+        lf_buffer completion = {0};
+        assert_int_equal(lf_generate_complete(generator, exact, prompt.length, NULL, 6, &completion,
+                                              NULL),
+                         0);
+        lf_buffer_free(&completion);
+        free(exact);
+        lf_buffer_free(&prompt);
+    }
+    lf_generator_free(generator);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -669,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_branches_take_the_runner_up_where_the_model_hesitated),
         cmocka_unit_test(test_a_read_copies_the_state_unescaped),
         cmocka_unit_test(test_a_write_copies_its_data_and_stops_at_its_end),
+        cmocka_unit_test(test_copying_takes_any_prompt),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
