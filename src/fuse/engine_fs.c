@@ -118,8 +118,11 @@ static void record_example(engine_fs *self, const lf_sim_operation *operation,
     lf_buffer_free(&line);
 }
 
+/* Reads that answer with data: a file's bytes, a symlink's target. */
+static bool reads_data(lf_sim_op op) { return op == LF_SIM_READ || op == LF_SIM_READLINK; }
+
 /* An operation put to the engine: its prompt, and the exact answer when
- * --verify or --record wants it. */
+ * --verify or --record wants it or the answer is data to check. */
 typedef struct question {
     const lf_sim_operation *operation;
     lf_buffer prompt, exact;
@@ -141,7 +144,7 @@ static int64_t ask(engine_fs *self, const lf_sim_operation *operation, question 
     *asked = (question){.operation = operation};
     int64_t result = 0, status = 0;
     bool model = self->config->kind == LF_ENGINE_MODEL;
-    if (!model || self->config->verify || self->record)
+    if (!model || self->config->verify || self->record || reads_data(operation->op))
         status = lf_sim_exact_completion(self->state.data, self->state.length, operation,
                                          &asked->exact, &result, NULL);
     if (status == 0)
@@ -349,58 +352,83 @@ static int adopt_state(engine_fs *self, const lf_sim_operation *operation,
     return status;
 }
 
-/* Acts on an answer to a change: 0 when its new state was adopted, the
- * -errno it answered, or 1 when it is invalid (logged).  A second opinion
- * on a state must be a state: at its first token a branch can swap the
- * model's "it succeeds" for an error it did not believe (measured: EISDIR
- * for an append). */
-static int take_change(engine_fs *self, const lf_sim_operation *operation,
-                       const lf_buffer *completion, bool state_wanted)
+/* What an answer does to the engine: 0 when it stands (a state adopted,
+ * data handed out), the -errno it answered, or 1 when it is invalid
+ * (logged). `answer_wanted`: the first answer was not an error, and a
+ * second opinion must not be one either: at its first token a branch can
+ * swap the model's "it succeeds" for an error it did not believe
+ * (measured: EISDIR for an append). */
+typedef int (*answer_taker)(engine_fs *self, const question *asked, const lf_buffer *completion,
+                            bool answer_wanted);
+
+static int take_invalid(engine_fs *self, const question *asked, const lf_buffer *completion,
+                        const char *why)
 {
-    lf_diagnostic invalid = {0};
+    log_invalid(self, asked->operation, completion, why);
+    return 1;
+}
+
+/* An answer to a change: an error, or a new state that is adopted. */
+static int take_change(engine_fs *self, const question *asked, const lf_buffer *completion,
+                       bool answer_wanted)
+{
     int outcome = error_of(completion);
     if (outcome == 1)
-        snprintf(invalid.message, sizeof invalid.message, "not an errno name");
-    else if (outcome < 0 && state_wanted) {
-        snprintf(invalid.message, sizeof invalid.message,
-                 "a second opinion that is an error where the first answer was a state");
-        outcome = 1;
-    }
-    else if (outcome == 0)
-        outcome = adopt_state(self, operation, completion, invalid.message, sizeof invalid.message);
+        return take_invalid(self, asked, completion, "not an errno name");
+    if (outcome < 0 && answer_wanted)
+        return take_invalid(self, asked, completion,
+                            "a second opinion that is an error where the first answer was a state");
+    if (outcome < 0)
+        return outcome;
+    char why[sizeof ((lf_diagnostic *)0)->message] = "";
+    outcome = adopt_state(self, asked->operation, completion, why, sizeof why);
+    return outcome == 1 ? take_invalid(self, asked, completion, why) : outcome;
+}
+
+/* An answer to a read: an error, or what it reads. Data is held to what
+ * the validated state holds there, as a write's bytes are (docs/
+ * DECISIONS.md, "Read bytes are checked"): bytes nobody wrote are never
+ * handed out. */
+static int take_read(engine_fs *self, const question *asked, const lf_buffer *completion,
+                     bool answer_wanted)
+{
+    int outcome = error_of(completion);
     if (outcome == 1)
-        log_invalid(self, operation, completion, invalid.message);
+        return take_invalid(self, asked, completion, "not an errno name");
+    if (outcome < 0 && answer_wanted)
+        return take_invalid(self, asked, completion,
+                            "a second opinion that is an error where the first answer was data");
+    const lf_buffer *exact = &asked->exact;
+    if (outcome == 0 && self->config->kind == LF_ENGINE_MODEL && reads_data(asked->operation->op) &&
+        (completion->length != exact->length ||
+         (exact->length && memcmp(completion->data, exact->data, exact->length) != 0)))
+        return take_invalid(self, asked, completion,
+                            asked->operation->op == LF_SIM_READ ? "not the bytes the file holds there"
+                                                                : "not where the symlink points");
     return outcome;
 }
 
-/* Runs a write-kind operation: an error, or a new state.  After an invalid
- * answer, the model is asked again on its most doubtful choices. */
-static int run_change(lf_sim_operation *operation)
+/* Takes the answer to an asked operation; after an invalid one, asks the
+ * model again on its most doubtful choices (--retries) until one stands.
+ * Returns 0, the -errno answered, or -EIO when no answer was valid (the
+ * state as it was). */
+static int settle(engine_fs *self, const question *asked, lf_buffer *completion, answer_taker take)
 {
-    engine_fs *self = current();
-    operation->now = lf_sim_virtual_now(self->tree);
-    question asked;
-    lf_buffer completion = {0};
     lf_generate_branch branches[LF_ENGINE_RETRIES_MAX];
     size_t branch_count = 0;
-    int64_t status = ask(self, operation, &asked, &completion);
-    if (status == 0) {
-        status = lf_guard_plan_prompt(&self->rule, asked.prompt.data, asked.prompt.length);
-        self->ruled = status == 0;
-        status = status < 0 ? status : 0;
-    }
-    if (status == 0 && self->config->kind == LF_ENGINE_MODEL)
+    if (self->config->kind == LF_ENGINE_MODEL)
         branch_count = lf_generate_doubtful_choices(
             self->generator, self->config->retries < LF_ENGINE_RETRIES_MAX ? self->config->retries
                                                                           : LF_ENGINE_RETRIES_MAX,
             branches);
-    int outcome = status < 0 ? (int)status : take_change(self, operation, &completion, false);
-    bool state_wanted = completion.length > 0 && completion.data[0] == '<';
+    int outcome = take(self, asked, completion, false);
+    bool answer_wanted = error_of(completion) == 0;
     for (size_t retry = 0; outcome == 1 && retry < branch_count; retry++) {
-        completion.length = 0;
-        status = lf_generate_complete(self->generator, asked.prompt.data, asked.prompt.length,
-                                      &branches[retry], MAX_COMPLETION_TOKENS, &completion, NULL);
-        outcome = status < 0 ? (int)status : take_change(self, operation, &completion, state_wanted);
+        completion->length = 0;
+        int64_t status = lf_generate_complete(self->generator, asked->prompt.data,
+                                              asked->prompt.length, &branches[retry],
+                                              MAX_COMPLETION_TOKENS, completion, NULL);
+        outcome = status < 0 ? (int)status : take(self, asked, completion, answer_wanted);
         if (outcome != 1) {
             self->recovered++;
             say(self, "second opinion %zu of %zu (the runner-up at completion token %u) answers it",
@@ -411,6 +439,23 @@ static int run_change(lf_sim_operation *operation)
         self->invalid++;
         outcome = -EIO;
     }
+    return outcome;
+}
+
+/* Runs a write-kind operation: an error, or a new state. */
+static int run_change(lf_sim_operation *operation)
+{
+    engine_fs *self = current();
+    operation->now = lf_sim_virtual_now(self->tree);
+    question asked;
+    lf_buffer completion = {0};
+    int64_t status = ask(self, operation, &asked, &completion);
+    if (status == 0) {
+        status = lf_guard_plan_prompt(&self->rule, asked.prompt.data, asked.prompt.length);
+        self->ruled = status == 0;
+        status = status < 0 ? status : 0;
+    }
+    int outcome = status < 0 ? (int)status : settle(self, &asked, &completion, take_change);
     verify(self, &asked, &completion);
     question_free(&asked);
     lf_buffer_free(&completion);
@@ -424,9 +469,7 @@ static int run_read(lf_sim_operation *operation, lf_buffer *completion)
     engine_fs *self = current();
     question asked;
     int64_t status = ask(self, operation, &asked, completion);
-    int error = status < 0 ? (int)status : error_of(completion);
-    if (error == 1)
-        error = invalid_answer(self, operation, completion, "not an errno name");
+    int error = status < 0 ? (int)status : settle(self, &asked, completion, take_read);
     verify(self, &asked, completion);
     question_free(&asked);
     return error;

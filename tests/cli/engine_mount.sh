@@ -102,11 +102,17 @@ serve --engine=model -m "$scratch/random.gguf" --state "$scratch/state.xml" --re
 mkdir "$mnt/x" 2>"$scratch/mkdir.err" && fail "mkdir succeeded on nonsense"
 grep -q 'Input/output error' "$scratch/mkdir.err" || fail "mkdir: $(cat "$scratch/mkdir.err")"
 [ -d "$mnt/notes" ] || fail "getattr no longer answers from the state"
+# data is checked as written bytes are: nonsense is never handed out as a symlink's target
+readlink -v "$mnt/notes/link" >"$scratch/readlink.out" 2>"$scratch/readlink.err" &&
+  fail "readlink handed out '$(cat "$scratch/readlink.out")' from nonsense"
+grep -q 'Input/output error' "$scratch/readlink.err" || fail "readlink: $(cat "$scratch/readlink.err")"
 unmount
-# the greedy answer and two second opinions, each logged; one operation failed
+# the greedy answer and two second opinions, each logged; both operations failed
 [ "$(grep -c 'invalid answer to mkdir' "$scratch/engine.log")" = 3 ] ||
   fail "not three answers to mkdir: $(cat "$scratch/engine.log")"
-grep -q ' 1 invalid answers (0 more set right by second opinions)' "$scratch/engine.log" ||
+[ "$(grep -c "invalid answer to readlink.*(not where the symlink points)" "$scratch/engine.log")" = 3 ] ||
+  fail "not three answers to readlink: $(cat "$scratch/engine.log")"
+grep -q ' 2 invalid answers (0 more set right by second opinions)' "$scratch/engine.log" ||
   fail "no summary: $(cat "$scratch/engine.log")"
 cmp -s "$scratch/state.xml" "$scratch/before.xml" || fail "the state changed after invalid answers"
 
