@@ -38,10 +38,12 @@ static void print_usage(FILE *stream)
             "                  its line number, op, prompt, expected and model completion\n"
             "  --retries N     also measures what the engine's second opinions would do\n"
             "                  (llmfuse mount --retries): after a W completion that is\n"
-            "                  neither an error nor a parsing state, up to N completions\n"
-            "                  branching at its most doubtful tokens; the first valid one\n"
-            "                  (after a broken state, a state) counts, in a line of its\n"
-            "                  own (the table stays greedy)\n"
+            "                  neither an error nor a parsing state, or a read's or\n"
+            "                  readlink's data that is not the expected bytes, up to N\n"
+            "                  completions branching at its most doubtful tokens; the\n"
+            "                  first valid one (after an answer that was not an error,\n"
+            "                  not an error) counts, in a line of its own (the table\n"
+            "                  stays greedy)\n"
             "  --unguarded     the model's plain greedy answers: without the engine's\n"
             "                  guard, which keeps W answers to the XML the strict parser\n"
             "                  accepts (body lengths, paths, names, tags) and to the\n"
@@ -220,8 +222,9 @@ typedef struct outcome {
     lf_buffer completion; /* kept only when a mismatch file is wanted */
     bool exact;
     bool valid_state; /* expects_state examples: the completion parses as XML */
-    /* --retries: the greedy W completion was invalid; a second opinion
-     * was valid; and exact */
+    /* --retries: the greedy completion was invalid (a W answer that is
+     * neither an error nor a state, a read's or readlink's data other than
+     * the expected bytes); a second opinion was valid; and exact */
     bool invalid, set_valid, set_exact;
     double milliseconds;
     size_t prompt_tokens, completion_tokens;
@@ -278,22 +281,37 @@ static bool same_bytes(const lf_buffer *a, const lf_buffer *b)
     return a->length == b->length && (a->length == 0 || memcmp(a->data, b->data, a->length) == 0);
 }
 
-/* What the engine accepts from a change, short of knowing the operation:
- * an error, or a state that parses (the engine also checks which paths
- * changed). */
-static bool valid_change(const lf_buffer *completion)
+static bool is_error(const lf_buffer *completion)
 {
     static const char error[] = "ERROR: E";
-    return (completion->length > sizeof error - 1 &&
-            memcmp(completion->data, error, sizeof error - 1) == 0) ||
-           parses_as_state(completion);
+    return completion->length > sizeof error - 1 &&
+           memcmp(completion->data, error, sizeof error - 1) == 0;
 }
 
-/* After an invalid W completion, the second opinions of the engine: the
- * first valid one counts, and after a broken state only a state does (as
- * the engine takes them). */
+/* Reads answered with data, which the engine holds to the bytes its state
+ * holds: the expected completion. */
+static bool reads_data(const example *item)
+{
+    return strcmp(item->op, "read") == 0 || strcmp(item->op, "readlink") == 0;
+}
+
+/* Whether the engine takes a completion (short of knowing the operation:
+ * it also checks which paths a change touched). A change: an error, or a
+ * state that parses; a read of data: an error, or the exact bytes. After a
+ * first answer that was not an error, a second opinion must not be one. */
+static bool engine_takes(const example *item, const lf_buffer *completion, bool answer_wanted)
+{
+    if (is_error(completion))
+        return !answer_wanted;
+    if (reads_data(item))
+        return same_bytes(completion, &item->expected);
+    return item->kind != 'W' || parses_as_state(completion);
+}
+
+/* After an invalid completion, the second opinions of the engine: the
+ * first it takes counts. */
 static int64_t second_opinions(lf_generator *generator, const example *item, uint32_t max_tokens,
-                               uint32_t retries, bool state_wanted, outcome *result)
+                               uint32_t retries, bool answer_wanted, outcome *result)
 {
     lf_generate_branch branches[MOST_RETRIES];
     size_t count = lf_generate_doubtful_choices(generator, retries, branches);
@@ -303,8 +321,7 @@ static int64_t second_opinions(lf_generator *generator, const example *item, uin
         completion.length = 0;
         status = lf_generate_complete(generator, (const uint8_t *)item->prompt, item->prompt_size,
                                       &branches[i], max_tokens, &completion, NULL);
-        result->set_valid = status == 0 && (state_wanted ? parses_as_state(&completion)
-                                                         : valid_change(&completion));
+        result->set_valid = status == 0 && engine_takes(item, &completion, answer_wanted);
         result->set_exact = result->set_valid && same_bytes(&completion, &item->expected);
     }
     lf_buffer_free(&completion);
@@ -326,11 +343,12 @@ static int64_t complete_one(lf_generator *generator, const example *item, uint32
         result->guard_changes = stats.guard_changes;
         result->exact = same_bytes(&completion, &item->expected);
         result->valid_state = item->expects_state && parses_as_state(&completion);
-        result->invalid = retries && item->kind == 'W' && !valid_change(&completion);
+        result->invalid = retries && (item->kind == 'W' || reads_data(item)) &&
+                          !engine_takes(item, &completion, false);
     }
     if (status == 0 && result->invalid)
-        status = second_opinions(generator, item, max_tokens, retries,
-                                 completion.length > 0 && completion.data[0] == '<', result);
+        status = second_opinions(generator, item, max_tokens, retries, !is_error(&completion),
+                                 result);
     if (status == 0 && keep_completion && !result->exact)
         result->completion = completion;
     else
@@ -505,7 +523,7 @@ static int64_t print_summary(const example_set *examples, const outcome *outcome
     else
         printf("copying: off\n");
     if (retries)
-        printf("second opinions (--retries %" PRIu32 "): %zu invalid W answers, %zu made valid, "
+        printf("second opinions (--retries %" PRIu32 "): %zu invalid answers, %zu made valid, "
                "%zu of them exact; exact with them: %.1f%% (%zu/%zu)\n",
                retries, invalid, set_valid, set_exact, percent(exact + set_exact, count),
                exact + set_exact, count);

@@ -77,10 +77,11 @@ grep -qF '"expected":"hi!","got":"hi\n"' missed.jsonl || fail "mismatch line: $(
   || fail "model init"
 "$llmfuse" eval random.gguf data.jsonl --max-tokens 40 >random.out || fail "eval of the random model"
 tail -n 1 random.out | grep -qxF 'exact: 0.0% (0/6)' || fail "the random model: $(cat random.out)"
-# Its two write answers are nonsense: second opinions are tried and counted
-# on a line of their own; the table and the last line stay greedy.
+# Its two write answers and two reads' data are nonsense: second opinions
+# are tried and counted on a line of their own; the table and the last
+# line stay greedy.
 "$llmfuse" eval random.gguf data.jsonl --max-tokens 40 --retries 3 >retries.out || fail "eval --retries"
-grep -qxF 'second opinions (--retries 3): 2 invalid W answers, 0 made valid, 0 of them exact; exact with them: 0.0% (0/6)' \
+grep -qxF 'second opinions (--retries 3): 4 invalid answers, 0 made valid, 0 of them exact; exact with them: 0.0% (0/6)' \
   retries.out || fail "no second-opinion line: $(cat retries.out)"
 diff <(scores random.out | grep -v '^second') <(scores retries.out | grep -v '^second') ||
   fail "--retries changed the greedy scores"
