@@ -20,13 +20,10 @@ while getopts "m:r:" option; do
   esac
 done
 mnt=$work/mnt
-mkdir "$mnt"
-mountpoints=("$mnt")
+make_mountpoint mnt
 right=0 saved=0 wrong=0 failed=0
 while IFS= read -r phrase; do
-  "$llmfuse" mount --engine=model -m "$model" --verify --retries "$retries" -f "$mnt" \
-    2>"$work/engine.log" &
-  for _ in $(seq 100); do grep -qs " $mnt fuse" /proc/mounts && break; sleep 0.1; done
+  serve "$mnt" "$work/engine.log" --engine=model -m "$model" --verify --retries "$retries"
   output=$(cd "$mnt" && { mkdir notes && echo hello >notes/a.txt &&
     echo "$phrase" >>notes/a.txt && cat notes/a.txt; } 2>&1) || true
   fusermount3 -u "$mnt"

@@ -1,7 +1,7 @@
 # Sourced by the benchmarks of the model-implemented filesystem: the model
 # to measure (models/fs.gguf), build/llmfuse (or $LLMFUSE), a scratch directory
-# $work, and cleanup at exit of every mount point listed in $mountpoints.
-# Needs root and /dev/fuse.
+# $work, mount points made by `make_mountpoint` and unmounted at exit, and
+# `serve` to start an engine on one. Needs root and /dev/fuse.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 model=models/fs.gguf
@@ -16,3 +16,17 @@ cleanup() {
 trap cleanup EXIT
 export TZ=UTC LC_ALL=C
 umask 022
+
+make_mountpoint() { # NAME: makes $work/NAME, unmounted at exit
+  mkdir "$work/$1"
+  mountpoints+=("$work/$1")
+}
+
+serve() { # MOUNTPOINT LOG ENGINE-OPTIONS...: an engine in the background, mounted
+  local mountpoint=$1 log=$2
+  shift 2
+  "$llmfuse" mount "$@" -f "$mountpoint" 2>"$log" &
+  for _ in $(seq 100); do grep -qs " $mountpoint fuse" /proc/mounts && return; sleep 0.1; done
+  echo "the engine did not mount: $(cat "$log")" >&2
+  exit 1
+}

@@ -19,17 +19,8 @@ while getopts "m:s:" option; do
   esac
 done
 exact=$work/exact model_mount=$work/model
-mkdir "$exact" "$model_mount"
-mountpoints=("$exact" "$model_mount")
-
-serve() { # MOUNTPOINT LOG ENGINE-OPTIONS...
-  local mountpoint=$1 log=$2
-  shift 2
-  "$llmfuse" mount "$@" -f "$mountpoint" 2>"$log" &
-  for _ in $(seq 100); do grep -qs " $mountpoint fuse" /proc/mounts && return; sleep 0.1; done
-  echo "the engine did not mount: $(cat "$log")" >&2
-  exit 1
-}
+make_mountpoint exact
+make_mountpoint model
 if [ -n "$state" ]; then
   cp "$state" "$work/exact.xml"
   cp "$state" "$work/model.xml"

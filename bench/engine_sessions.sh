@@ -17,8 +17,7 @@ while getopts "m:o:" option; do
   esac
 done
 mnt=$work/mnt
-mkdir "$mnt"
-mountpoints=("$mnt")
+make_mountpoint mnt
 record=${record:-$work/sessions.jsonl}
 : >"$record"
 
@@ -41,8 +40,7 @@ sessions=(
    cat server.conf backup/server.conf; rm -r backup; ls'
 )
 for session in "${sessions[@]}"; do
-  "$llmfuse" mount --engine=exact --record "$record" -f "$mnt" 2>"$work/engine.log" &
-  for _ in $(seq 100); do grep -qs " $mnt fuse" /proc/mounts && break; sleep 0.1; done
+  serve "$mnt" "$work/engine.log" --engine=exact --record "$record"
   (cd "$mnt" && bash -c "$session" >/dev/null 2>&1) || true
   fusermount3 -u "$mnt"
   wait
