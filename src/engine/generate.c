@@ -458,6 +458,20 @@ void lf_generator_guard_states(lf_generator *generator, bool on)
     generator->guard_states = on;
 }
 
+int64_t lf_generator_fits(lf_generator *generator, const uint8_t *prompt, size_t prompt_size,
+                          const uint8_t *answer, size_t answer_size)
+{
+    lf_token_array *tokens = &generator->prompt; /* scratch: every completion starts it afresh */
+    tokens->count = 0;
+    int64_t status = lf_generate_encode_prompt(generator->encoder, prompt, prompt_size, tokens);
+    if (status >= 0)
+        status = lf_tokenizer_encode(generator->encoder, answer, answer_size, tokens);
+    if (status < 0)
+        return status;
+    size_t example = tokens->count + 1; /* + the final <|endoftext|> */
+    return example - 1 <= generator->model->transformer->config.context_length;
+}
+
 void lf_generator_copy_bias(lf_generator *generator, float bias)
 {
     generator->copy_bias = bias;

@@ -87,6 +87,14 @@ void lf_generator_guard_states(lf_generator *generator, bool on);
  * 0 turns copying off). */
 void lf_generator_copy_bias(lf_generator *generator, float bias);
 
+/* Whether a prompt and an answer to it fit the model's context as one
+ * example, by the rule fine-tuning keeps examples by (n tokens, the
+ * prompt's leading <|endoftext|> and the final one included: n - 1 <=
+ * context): a longer answer would be decoded with the prompt's start out
+ * of the window, which the model never learned. 1 yes, 0 no, or -ENOMEM. */
+int64_t lf_generator_fits(lf_generator *generator, const uint8_t *prompt, size_t prompt_size,
+                          const uint8_t *answer, size_t answer_size);
+
 /* What one completion did. */
 typedef struct lf_generate_stats {
     size_t prompt_tokens;     /* fed to the model, the leading <|endoftext|> included */

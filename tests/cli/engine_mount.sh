@@ -94,10 +94,13 @@ unmount
 
 # A model that answers nonsense: changes fail with EIO, the state stays, each is logged.
 "$llmfuse" tokenizer train --vocab-size 300 -o "$scratch/tok.gguf" "$scratch/before.xml" 2>/dev/null
-echo '{"context_length": 64, "embedding_length": 32, "block_count": 1, "head_count": 2,
- "head_count_kv": 2, "feed_forward_length": 32}' >"$scratch/shape.json"
-"$llmfuse" model init --config "$scratch/shape.json" --tokenizer "$scratch/tok.gguf" --seed 5 \
-  -o "$scratch/random.gguf" >/dev/null
+random_model() { # CONTEXT FILE
+  echo "{\"context_length\": $1, \"embedding_length\": 32, \"block_count\": 1, \"head_count\": 2,
+ \"head_count_kv\": 2, \"feed_forward_length\": 32}" >"$scratch/shape.json"
+  "$llmfuse" model init --config "$scratch/shape.json" --tokenizer "$scratch/tok.gguf" --seed 5 \
+    -o "$2" >/dev/null
+}
+random_model 1024 "$scratch/random.gguf"
 serve --engine=model -m "$scratch/random.gguf" --state "$scratch/state.xml" --retries 2
 mkdir "$mnt/x" 2>"$scratch/mkdir.err" && fail "mkdir succeeded on nonsense"
 grep -q 'Input/output error' "$scratch/mkdir.err" || fail "mkdir: $(cat "$scratch/mkdir.err")"
@@ -115,6 +118,17 @@ unmount
 grep -q ' 2 invalid answers (0 more set right by second opinions)' "$scratch/engine.log" ||
   fail "no summary: $(cat "$scratch/engine.log")"
 cmp -s "$scratch/state.xml" "$scratch/before.xml" || fail "the state changed after invalid answers"
+
+# The model's context is the filesystem's capacity: a change whose prompt
+# and new state would not fit is not asked, it fails with ENOSPC.
+random_model 64 "$scratch/small.gguf"
+serve --engine=model -m "$scratch/small.gguf" --state "$scratch/state.xml"
+mkdir "$mnt/y" 2>"$scratch/mkdir.err" && fail "mkdir succeeded beyond the context"
+grep -q 'No space left on device' "$scratch/mkdir.err" || fail "mkdir: $(cat "$scratch/mkdir.err")"
+unmount
+grep -q "mkdir of '/y': the new state would not fit the model's context" "$scratch/engine.log" ||
+  fail "no ENOSPC line: $(cat "$scratch/engine.log")"
+cmp -s "$scratch/state.xml" "$scratch/before.xml" || fail "the state changed after ENOSPC"
 
 # The recorded session is an eval set.
 "$llmfuse" eval "$scratch/random.gguf" "$scratch/session.jsonl" --max-tokens 8 >"$scratch/eval.out" ||
