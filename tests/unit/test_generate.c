@@ -699,6 +699,35 @@ static void test_copying_takes_any_prompt(void **state)
     lf_generator_free(generator);
 }
 
+/* The fine-tuning rule: n tokens (both <|endoftext|> included) fit a
+ * context of n - 1. */
+static void test_fits_counts_as_fine_tuning_does(void **state)
+{
+    fixture *f = *state;
+    lf_generator *generator;
+    assert_int_equal(lf_generator_new(f->model, 0, &generator), 0);
+    lf_tokenizer_encoder *encoder;
+    assert_int_equal(lf_tokenizer_encoder_create(f->tokenizer, &encoder), 0);
+    const char *prompt = "<R>\nab";
+    lf_token_array tokens = {0};
+    assert_true(lf_generate_encode_prompt(encoder, (const uint8_t *)prompt, strlen(prompt), &tokens) > 0);
+    size_t prompt_tokens = tokens.count;
+    /* an answer of k single bytes (tokens of their own: no merges of 'z') */
+    char answer[64];
+    for (size_t k = 0; k + prompt_tokens + 1 <= CONTEXT + 3; k++) {
+        memset(answer, 'z', k);
+        tokens.count = 0;
+        assert_true(lf_tokenizer_encode(encoder, (const uint8_t *)answer, k, &tokens) >= 0);
+        assert_int_equal(tokens.count, k);
+        int64_t fits = lf_generator_fits(generator, (const uint8_t *)prompt, strlen(prompt),
+                                         (const uint8_t *)answer, k);
+        assert_int_equal(fits, prompt_tokens + k + 1 - 1 <= CONTEXT);
+    }
+    lf_token_array_free(&tokens);
+    lf_tokenizer_encoder_free(encoder);
+    lf_generator_free(generator);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -716,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_a_read_copies_the_state_unescaped),
         cmocka_unit_test(test_a_write_copies_its_data_and_stops_at_its_end),
         cmocka_unit_test(test_copying_takes_any_prompt),
+        cmocka_unit_test(test_fits_counts_as_fine_tuning_does),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
