@@ -362,7 +362,7 @@ static int64_t run_example(void *context, size_t job)
     size_t index = take_generator(run);
     int64_t status = 0;
     if (!run->generators[index]) {
-        status = lf_generator_new(run->model, 0, &run->generators[index]);
+        status = lf_generator_new(run->model, 0, 1, &run->generators[index]);
         if (status == 0) {
             lf_generator_guard_states(run->generators[index], run->guarded);
             lf_generator_copy_bias(run->generators[index], run->copy_bias);

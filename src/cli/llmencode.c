@@ -15,6 +15,7 @@
 #include "codec/llmz.h"
 #include "common/buffer.h"
 #include "common/file.h"
+#include "common/parallel.h"
 #include "model/model.h"
 
 enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_WARNING = 2 };
@@ -161,12 +162,12 @@ static int64_t transform(const settings *options, const char *name, const lf_buf
                              .whole_segments = options->whole_segments,
                              .progress = show ? show_progress : NULL, .progress_context = &state};
     if (options->format == FORMAT_RAW) {
+        lf_span span = {input->data, input->length};
+        unsigned threads = options->threads ? options->threads : lf_parallel_default_threads();
         if (options->mode == MODE_COMPRESS) {
-            lf_span span = {input->data, input->length};
-            status = lf_model_encode(model, (lf_span){NULL, 0}, &span, 1, true, output);
+            status = lf_model_encode(model, (lf_span){NULL, 0}, &span, 1, true, threads, output);
         } else {
-            lf_span span = {input->data, input->length};
-            status = lf_model_decode(model, (lf_span){NULL, 0}, &span, NULL, 1, output);
+            status = lf_model_decode(model, (lf_span){NULL, 0}, &span, NULL, 1, threads, output);
             if (status < 0)
                 lf_fail(diagnostic, status, "raw stream does not decode with model '%s'", model->name);
         }

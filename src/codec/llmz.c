@@ -156,11 +156,14 @@ int64_t lf_llmz_read_header(const uint8_t *archive, uint64_t size, lf_llmz_heade
 /* Jobs are runs of consecutive segments that the model codes together, one
  * thread each: enough runs that none holds more than the batch size, a
  * multiple of the thread count (while segments last), split where the
- * bytes (the work) are about equal, so that threads finish together. The
- * split never changes the bytes, so it is free to follow the thread count. */
+ * bytes (the work) are about equal, so that threads finish together. With
+ * fewer runs than threads (one segment), a model with threaded_steps gets
+ * the spare threads inside each run's predictions. The split never changes
+ * the bytes, so it is free to follow the thread count. */
 typedef struct job_plan {
     size_t count;
     size_t *starts; /* count + 1: run j is segments starts[j] .. starts[j + 1] - 1 */
+    unsigned job_threads, step_threads; /* runs at once, threads inside each */
 } job_plan;
 
 static int64_t plan_jobs(const lf_llmz_options *options, const lf_llmz_segment *segments,
@@ -196,6 +199,12 @@ static int64_t plan_jobs(const lf_llmz_options *options, const lf_llmz_segment *
         }
         plan->starts[jobs] = segment_count;
         plan->count = jobs;
+    }
+    plan->job_threads = threads;
+    plan->step_threads = 1;
+    if (options->model->threaded_steps && plan->count > 0 && plan->count < threads) {
+        plan->job_threads = (unsigned)plan->count;
+        plan->step_threads = threads / (unsigned)plan->count;
     }
     return 0;
 }
@@ -277,7 +286,7 @@ static int64_t compress_batch(void *context, size_t batch_index)
         bytes += segment->original_size;
     }
     int64_t status = lf_model_encode(job->options->model, job->options->prefix, spans, count, false,
-                                     &job->payloads[first]);
+                                     job->plan.step_threads, &job->payloads[first]);
     for (size_t i = 0; status == 0 && i < count; i++)
         status = choose_method(spans[i].data, &job->segments[first + i], &job->payloads[first + i]);
     free(spans);
@@ -316,7 +325,7 @@ static int64_t compress_with(const uint8_t *data, uint64_t size, const lf_llmz_o
     if (status == 0)
         status = plan_jobs(options, job.segments, count, &job.plan);
     if (status == 0)
-        status = lf_parallel_for(job.plan.count, options->threads, compress_batch, &job);
+        status = lf_parallel_for(job.plan.count, job.plan.job_threads, compress_batch, &job);
 
     size_t start = out->length;
     if (status == 0) {
@@ -446,7 +455,7 @@ static int64_t decompress_batch(void *context, size_t batch_index)
     }
     if (status == 0 && model_count > 0) {
         status = lf_model_decode(job->options->model, job->options->prefix, spans, sizes,
-                                 model_count, decoded);
+                                 model_count, job->plan.step_threads, decoded);
         for (size_t k = 0; k < model_count; k++) {
             const lf_llmz_segment *segment = &header->segments[model_indexes[k]];
             if (status == 0 && decoded[k].length != segment->original_size)
@@ -517,7 +526,7 @@ int64_t lf_llmz_decompress(const uint8_t *archive, uint64_t size, const lf_llmz_
     size_t batches = job.plan.count;
     job.diagnostics = status == 0 ? calloc(batches ? batches : 1, sizeof *job.diagnostics) : NULL;
     pthread_mutex_init(&job.progress_lock, NULL);
-    status = job.diagnostics ? lf_parallel_for(batches, options->threads, decompress_batch, &job)
+    status = job.diagnostics ? lf_parallel_for(batches, job.plan.job_threads, decompress_batch, &job)
                              : -ENOMEM;
     if (status < 0) {
         for (size_t i = 0; job.diagnostics && i < batches; i++)

@@ -129,6 +129,7 @@ struct lf_generator {
     lf_generate_model *owned_model; /* lf_generator_open's */
     uint32_t prompt_rows;
     lf_transformer_cache *cache;
+    lf_team *team;                       /* the threads sharing each step */
     lf_transformer_workspace *workspace; /* prompt_rows rows */
     lf_tokenizer_encoder *encoder;
     lf_transformer_cache **caches; /* prompt_rows copies of cache: lf_transformer_step's rows */
@@ -161,6 +162,7 @@ void lf_generator_free(lf_generator *generator)
         return;
     lf_transformer_cache_free(generator->cache);
     lf_transformer_workspace_free(generator->workspace);
+    lf_team_free(generator->team);
     lf_tokenizer_encoder_free(generator->encoder);
     free(generator->caches);
     free(generator->logits);
@@ -177,7 +179,7 @@ void lf_generator_free(lf_generator *generator)
     free(generator);
 }
 
-int64_t lf_generator_new(const lf_generate_model *model, uint32_t prompt_rows,
+int64_t lf_generator_new(const lf_generate_model *model, uint32_t prompt_rows, unsigned threads,
                          lf_generator **generator)
 {
     lf_generator *created = calloc(1, sizeof *created);
@@ -189,7 +191,9 @@ int64_t lf_generator_new(const lf_generate_model *model, uint32_t prompt_rows,
     size_t rows = created->prompt_rows;
     int64_t status = lf_transformer_cache_new(transformer, &created->cache);
     if (status == 0)
-        status = lf_transformer_workspace_new(transformer, rows, &created->workspace);
+        status = lf_team_new(threads ? threads : lf_parallel_default_threads(), &created->team);
+    if (status == 0)
+        status = lf_transformer_workspace_new(transformer, rows, created->team, &created->workspace);
     if (status == 0)
         status = lf_tokenizer_encoder_create(model->tokenizer, &created->encoder);
     created->caches = malloc(rows * sizeof *created->caches);
@@ -214,7 +218,7 @@ int64_t lf_generator_open(const char *path, lf_generator **generator, lf_diagnos
     lf_generate_model *model = NULL;
     int64_t status = lf_generate_model_open(path, &model, diagnostic);
     if (status == 0)
-        status = lf_generator_new(model, 0, generator);
+        status = lf_generator_new(model, 0, 0, generator);
     if (status < 0) {
         lf_generate_model_close(model);
         return status;

@@ -64,11 +64,13 @@ typedef struct lf_generator lf_generator;
 
 /* A generator on a loaded model, which must outlive it. prompt_rows:
  * prompt tokens fed per step, 0 for LF_GENERATE_PROMPT_ROWS (1 feeds one
- * token at a time: the same results, slower). */
-int64_t lf_generator_new(const lf_generate_model *model, uint32_t prompt_rows,
+ * token at a time: the same results, slower); threads: how many share each
+ * step (0: one per core; the same results whatever the count). */
+int64_t lf_generator_new(const lf_generate_model *model, uint32_t prompt_rows, unsigned threads,
                          lf_generator **generator);
 /* A generator that loads and owns its model (lf_generate_model_open's
- * errors): for a single-threaded user such as a filesystem server. */
+ * errors), stepping on every core: for a user that asks one thing at a
+ * time, such as a filesystem server. */
 int64_t lf_generator_open(const char *path, lf_generator **generator, lf_diagnostic *diagnostic);
 void lf_generator_free(lf_generator *generator);
 /* Guarded <W> answers (on, the default) or the model's plain greedy ones

@@ -53,10 +53,10 @@ static void quantize_portable(const float *x, size_t batch, size_t columns, size
 
 /* Weight rows outermost so that each row is read once per batch. */
 static void matmul_portable(float *out, const int8_t *xq, const float *x_scales, size_t batch,
-                            const lf_int8_matrix *weights)
+                            const lf_int8_matrix *weights, size_t first, size_t end)
 {
     size_t columns = weights->columns, stride = lf_kernel_row_stride(columns);
-    for (uint32_t o = 0; o < weights->rows; o++) {
+    for (size_t o = first; o < end; o++) {
         const int8_t *w = weights->values + (size_t)o * columns;
         for (size_t b = 0; b < batch; b++) {
             const int8_t *x = xq + b * stride;

@@ -38,6 +38,10 @@ size_t lf_kernel_row_stride(size_t columns);
 size_t lf_kernel_packed_size(size_t rows, size_t columns);
 void lf_kernel_pack(const int8_t *values, size_t rows, size_t columns, int8_t *packed);
 
+/* Where a share of a product's output columns may start: a packed tile's
+ * rows (see lf_kernels.matmul). */
+#define LF_KERNEL_OUTPUT_ALIGN 16
+
 /* Ring slots per block of the key cache (see attend). */
 #define LF_KERNEL_KEY_BLOCK 64
 
@@ -95,11 +99,14 @@ typedef struct lf_kernels {
     void (*quantize)(const float *x, size_t batch, size_t columns, size_t stride, int8_t *q,
                      float *scales);
 
-    /* out (B, OC) = xq (B, C) @ W (OC, C)^T; xq rows stride apart (see
-     * lf_kernel_row_stride), in [-127, 127] (weights may be -128 too):
+    /* out (B, OC) = xq (B, C) @ W (OC, C)^T, for the output columns o in
+     * [first, end) only (first a multiple of LF_KERNEL_OUTPUT_ALIGN, end too
+     * or OC; the other columns of out are left alone: threads take shares);
+     * xq rows stride apart (see lf_kernel_row_stride), in [-127, 127]
+     * (weights may be -128 too):
      * out[b][o] = ((float)(sum_c xq[b][c] * W[o][c]) * x_scales[b]) * W.scales[o]. */
     void (*matmul)(float *out, const int8_t *xq, const float *x_scales, size_t batch,
-                   const lf_int8_matrix *weights);
+                   const lf_int8_matrix *weights, size_t first, size_t end);
 
     /* One key/value head and the `group` query heads that share it, over
      * the `count` filled ring slots (in slot order):

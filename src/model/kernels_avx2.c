@@ -77,9 +77,9 @@ static const tile_fn tiles[4] = {tile_1, tile_2, tile_3, tile_4};
 // out (B,OC) = xq (B,C) @ W (OC,C)^T: 16 output rows at a time, all batch rows
 // against them while their weights are in cache.
 void lf_kernel_matmul_avx2(float *out, const int8_t *xq, const float *x_scales, size_t batch,
-                           const lf_int8_matrix *weights)
+                           const lf_int8_matrix *weights, size_t first, size_t end)
 {
-    for (size_t o = 0; o < weights->rows; o += 16)
+    for (size_t o = first; o < end; o += 16)
         for (size_t b = 0; b < batch; b += 4)
             tiles[(batch - b < 4 ? batch - b : 4) - 1](out, xq, x_scales, weights, b, o);
 }

@@ -189,10 +189,10 @@ static const tile_fn tiles[6][4] = {ROW_OF_TILES(1), ROW_OF_TILES(2), ROW_OF_TIL
 // out (B,OC) = xq (B,C) @ W (OC,C)^T: 64 output rows at a time, all batch rows
 // against them while their weights are in cache.
 void lf_kernel_matmul_avx512(float *out, const int8_t *xq, const float *x_scales, size_t batch,
-                             const lf_int8_matrix *weights)
+                             const lf_int8_matrix *weights, size_t first, size_t end)
 {
-    size_t blocks = (weights->rows + 15) / 16;
-    for (size_t block = 0; block < blocks; block += 4) {
+    size_t blocks = (end + 15) / 16;
+    for (size_t block = first / 16; block < blocks; block += 4) {
         size_t block_count = blocks - block < 4 ? blocks - block : 4;
         for (size_t b = 0; b < batch; b += 6) {
             size_t rows = batch - b < 6 ? batch - b : 6;

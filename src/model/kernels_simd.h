@@ -13,7 +13,7 @@
 void lf_kernel_quantize_avx2(const float *x, size_t batch, size_t columns, size_t stride, int8_t *q,
                              float *scales);
 void lf_kernel_matmul_avx2(float *out, const int8_t *xq, const float *x_scales, size_t batch,
-                           const lf_int8_matrix *weights);
+                           const lf_int8_matrix *weights, size_t first, size_t end);
 void lf_kernel_attend_avx2(float *out, const float *query, const uint16_t *keys,
                            const uint16_t *values, size_t group, size_t head_size, size_t count,
                            float *scratch);
@@ -23,7 +23,7 @@ void lf_kernel_distribution_avx2(lf_frequencies *table, const float *logits, uin
 void lf_kernel_quantize_avx512(const float *x, size_t batch, size_t columns, size_t stride,
                                int8_t *q, float *scales);
 void lf_kernel_matmul_avx512(float *out, const int8_t *xq, const float *x_scales, size_t batch,
-                             const lf_int8_matrix *weights);
+                             const lf_int8_matrix *weights, size_t first, size_t end);
 void lf_kernel_attend_avx512(float *out, const float *query, const uint16_t *keys,
                              const uint16_t *values, size_t group, size_t head_size, size_t count,
                              float *scratch);

@@ -117,7 +117,7 @@ typedef struct coding_run {
 } coding_run;
 
 static int64_t coding_run_start(const lf_model *model, lf_span prefix, size_t count,
-                                coding_run *run)
+                                unsigned threads, coding_run *run)
 {
     run->streams = calloc(count ? count : 1, sizeof *run->streams);
     run->done = calloc(count ? count : 1, sizeof *run->done);
@@ -126,7 +126,7 @@ static int64_t coding_run_start(const lf_model *model, lf_span prefix, size_t co
     if (!run->streams || !run->done || !run->active.streams || !run->active.indexes)
         return -ENOMEM;
     int64_t status = model->class->open_batch && count
-                         ? model->class->open_batch(model, count, &run->state)
+                         ? model->class->open_batch(model, count, threads ? threads : 1, &run->state)
                          : 0;
     return status < 0 ? status : open_streams(model, prefix, count, run->streams);
 }
@@ -144,10 +144,10 @@ static void coding_run_end(const lf_model *model, size_t count, coding_run *run,
 }
 
 int64_t lf_model_encode(const lf_model *model, lf_span prefix, const lf_span *inputs, size_t count,
-                        bool with_end_symbol, lf_buffer *outputs)
+                        bool with_end_symbol, unsigned threads, lf_buffer *outputs)
 {
     coding_run run = {0};
-    int64_t status = coding_run_start(model, prefix, count, &run);
+    int64_t status = coding_run_start(model, prefix, count, threads, &run);
     if (status < 0) {
         coding_run_end(model, count, &run, false);
         return status;
@@ -190,10 +190,10 @@ int64_t lf_model_encode(const lf_model *model, lf_span prefix, const lf_span *in
 }
 
 int64_t lf_model_decode(const lf_model *model, lf_span prefix, const lf_span *payloads,
-                        const uint64_t *sizes, size_t count, lf_buffer *outputs)
+                        const uint64_t *sizes, size_t count, unsigned threads, lf_buffer *outputs)
 {
     coding_run run = {0};
-    int64_t status = coding_run_start(model, prefix, count, &run);
+    int64_t status = coding_run_start(model, prefix, count, threads, &run);
     if (status < 0) {
         coding_run_end(model, count, &run, false);
         return status;

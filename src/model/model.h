@@ -29,9 +29,10 @@ typedef struct lf_model_class {
                            lf_model_stream **stream);
     void (*close_stream)(lf_model_stream *stream);
     /* State shared by the predictions of one run of up to `capacity` streams
-     * (scratch memory: one per thread, reused for every step); NULL for
-     * models that need none. */
-    int64_t (*open_batch)(const lf_model *model, size_t capacity, void **batch);
+     * (scratch memory, reused for every step, and for a model with
+     * threaded_steps the `threads` that share each prediction's work); NULL
+     * for models that need none. */
+    int64_t (*open_batch)(const lf_model *model, size_t capacity, unsigned threads, void **batch);
     void (*close_batch)(void *batch);
     /* Computes the next prediction of every stream in one batch (`batch` from
      * open_batch, count <= its capacity); NULL for models that predict inside
@@ -61,6 +62,11 @@ struct lf_model {
      * adaptive models pay for every restart). */
     bool even_segments;
     size_t batch_size;        /* streams worth predicting together */
+    /* Threads can share each prediction (open_batch's threads): a coder with
+     * more threads than batches gives them the spare ones. A transformer
+     * decoding one stream reads every weight for each token, and two threads
+     * on one step read half each. */
+    bool threaded_steps;
     /* A built-in model the codec also tries on a whole input, keeping the
      * smaller archive (NULL: none): the shipped transformer, trained on
      * technical text, loses to the adaptive model on some literature. */
@@ -90,14 +96,16 @@ typedef struct lf_span {
  * range-coded payload of inputs[i], with an end symbol when asked. Every
  * stream first reads `prefix` ({NULL, 0}: none), the same for all: the
  * inputs are segments of one file, and the prefix says what the file is
- * (its path). The prefix is not coded; decoding needs the same one. */
+ * (its path). The prefix is not coded; decoding needs the same one.
+ * `threads` share each prediction where the model has threaded_steps (1:
+ * the caller alone); they never change the bytes. */
 int64_t lf_model_encode(const lf_model *model, lf_span prefix, const lf_span *inputs, size_t count,
-                        bool with_end_symbol, lf_buffer *outputs);
+                        bool with_end_symbol, unsigned threads, lf_buffer *outputs);
 /* The inverse: sizes[i] bytes of each, or up to the end symbol when sizes is
  * NULL. -LF_EFORMAT when a payload decodes past its size or its end. With
  * a prefix other than the encoder's the model predicts differently, so the
  * bytes come out wrong (or, for a transformer, often -LF_EFORMAT). */
 int64_t lf_model_decode(const lf_model *model, lf_span prefix, const lf_span *payloads,
-                        const uint64_t *sizes, size_t count, lf_buffer *outputs);
+                        const uint64_t *sizes, size_t count, unsigned threads, lf_buffer *outputs);
 
 #endif

@@ -137,13 +137,17 @@ struct lf_transformer_workspace {
     float *x, *normed, *query, *key, *value, *attended, *projected, *gate, *up;
     float *cosines, *sines; /* (capacity, head_size / 2): each row's rotation this step */
     uint64_t *positions;    /* (capacity): each row's position in its sequence */
-    float *scores;          /* (query heads per key/value head, context) */
+    float *scores;          /* per thread, (query heads per key/value head, context) */
     int8_t *quantized;      /* (capacity, row stride of the widest input) */
     float *scales;          /* (capacity) */
     void *storage;
+    lf_team *team;          /* the threads a step's products and attention are shared by */
+    lf_team *owned_team;    /* the one-member team of a workspace given none */
+    unsigned members;       /* the team's size (scores has room for them) */
+    size_t *runs;           /* (capacity + 1): the step's rows by cache, see attention */
 };
 
-int64_t lf_transformer_workspace_new(const lf_transformer *model, size_t capacity,
+int64_t lf_transformer_workspace_new(const lf_transformer *model, size_t capacity, lf_team *team,
                                      lf_transformer_workspace **workspace)
 {
     if (capacity == 0)
@@ -156,10 +160,16 @@ int64_t lf_transformer_workspace_new(const lf_transformer *model, size_t capacit
     if (!created)
         return -ENOMEM;
     created->positions = malloc(capacity * sizeof *created->positions);
-    if (!created->positions) {
-        free(created);
-        return -ENOMEM;
+    created->runs = malloc((capacity + 1) * sizeof *created->runs);
+    int64_t status = created->positions && created->runs ? 0 : -ENOMEM;
+    if (status == 0 && !team)
+        status = lf_team_new(1, &created->owned_team);
+    if (status < 0) {
+        lf_transformer_workspace_free(created);
+        return status;
     }
+    created->team = team ? team : created->owned_team;
+    created->members = lf_team_members(created->team);
     /* every array in one allocation, each float array a multiple of 16
      * floats long so that the next one starts 64-byte aligned */
     float **arrays[] = {&created->x,        &created->normed, &created->query, &created->key,
@@ -169,15 +179,14 @@ int64_t lf_transformer_workspace_new(const lf_transformer *model, size_t capacit
     size_t lengths[] = {capacity * d,    capacity * d,  capacity * d,  capacity * kv,
                         capacity * kv,   capacity * d,  capacity * d,
                         capacity * ff,   capacity * ff, capacity * half,
-                        capacity * half, group * config->context_length, capacity};
+                        capacity * half, created->members * group * config->context_length, capacity};
     size_t floats = 0;
     for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++)
         floats += (lengths[i] + 15) / 16 * 16;
     size_t bytes = floats * sizeof(float) + capacity * lf_kernel_row_stride(widest);
     created->storage = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!created->storage) {
-        free(created->positions);
-        free(created);
+        lf_transformer_workspace_free(created);
         return -ENOMEM;
     }
     float *next = created->storage;
@@ -197,6 +206,8 @@ void lf_transformer_workspace_free(lf_transformer_workspace *workspace)
     if (workspace) {
         free(workspace->storage);
         free(workspace->positions);
+        free(workspace->runs);
+        lf_team_free(workspace->owned_team);
     }
     free(workspace);
 }
@@ -208,27 +219,113 @@ static void quantize(lf_transformer_workspace *w, const float *input, size_t bat
                          w->scales);
 }
 
-// out (B,OC) = quantized input (B,C) @ weights (OC,C)^T
-static void project(lf_transformer_workspace *w, float *out, size_t batch, const lf_int8_matrix *weights)
+/* Products of the quantized input with up to three matrices, shared by
+ * the team: their output columns, in LF_KERNEL_OUTPUT_ALIGN units, in one
+ * list that each member takes a contiguous share of. Every output element
+ * is the same integer sum whoever computes it. */
+typedef struct products {
+    lf_transformer_workspace *w;
+    size_t batch, count;
+    float *outs[3];
+    const lf_int8_matrix *weights[3];
+} products;
+
+static size_t product_units(const lf_int8_matrix *weights)
 {
-    w->kernels->matmul(out, w->quantized, w->scales, batch, weights);
+    return (weights->rows + LF_KERNEL_OUTPUT_ALIGN - 1) / LF_KERNEL_OUTPUT_ALIGN;
 }
 
-/* Rows that share a cache are consecutive tokens of one sequence, in order
- * (see lf_transformer_step): row b's key and value go into ring slot
- * position % context just before row b attends, after the earlier rows of
- * its sequence have attended (its slot held the position 512 back, which
- * the row before it still sees). Each (row, key/value head) reads only its
- * own head's ring, so heads are the outer loop: the rows of one sequence
- * then read the same 2 x (context, head size) bfloat16 one after the other,
- * from the level-2 cache instead of memory. */
-static void attention(const lf_transformer *model, size_t layer, lf_transformer_cache *const *caches,
-                      size_t batch, lf_transformer_workspace *w)
+static void products_share(void *context, unsigned member, unsigned members)
 {
-    const lf_transformer_config *config = &model->config;
-    size_t d = config->embedding_size, hs = head_size(config), context = config->context_length;
+    const products *job = context;
+    size_t units = 0, begin, end;
+    for (size_t m = 0; m < job->count; m++)
+        units += product_units(job->weights[m]);
+    lf_team_share(units, member, members, &begin, &end);
+    for (size_t m = 0, start = 0; m < job->count && begin < end; m++) {
+        const lf_int8_matrix *weights = job->weights[m];
+        size_t here = product_units(weights);
+        if (begin < start + here) {
+            size_t last = end < start + here ? end : start + here;
+            size_t first_row = (begin - start) * LF_KERNEL_OUTPUT_ALIGN;
+            size_t end_row = (last - start) * LF_KERNEL_OUTPUT_ALIGN;
+            job->w->kernels->matmul(job->outs[m], job->w->quantized, job->w->scales, job->batch,
+                                    weights, first_row, end_row < weights->rows ? end_row : weights->rows);
+            begin = last;
+        }
+        start += here;
+    }
+}
+
+// out_m (B,OC_m) = quantized input (B,C) @ weights_m (OC_m,C)^T for m < count
+static void project(lf_transformer_workspace *w, size_t batch, size_t count,
+                    float *const outs[3], const lf_int8_matrix *const weights[3])
+{
+    products job = {.w = w, .batch = batch, .count = count};
+    for (size_t m = 0; m < count; m++) {
+        job.outs[m] = outs[m];
+        job.weights[m] = weights[m];
+    }
+    lf_team_run(w->team, products_share, &job);
+}
+
+/* Rows that share a cache are consecutive tokens of one sequence, adjacent
+ * and in order (see lf_transformer_step): row b's key and value go into
+ * ring slot position % context just before row b attends, after the
+ * earlier rows of its sequence have attended (its slot held the position
+ * 512 back, which the row before it still sees). Each (sequence, key/value
+ * head) reads and writes only its own head's ring, so these pairs are the
+ * units the team shares, heads outermost: the rows of one sequence read
+ * the same 2 x (context, head size) bfloat16 one after the other, from the
+ * level-2 cache instead of memory. */
+typedef struct attention_job {
+    const lf_transformer *model;
+    size_t layer;
+    lf_transformer_cache *const *caches;
+    size_t runs; /* sequences: rows w->runs[r] .. w->runs[r + 1] - 1 */
+    lf_transformer_workspace *w;
+} attention_job;
+
+static void attention_share(void *context, unsigned member, unsigned members)
+{
+    const attention_job *job = context;
+    const lf_transformer_config *config = &job->model->config;
+    lf_transformer_workspace *w = job->w;
+    size_t d = config->embedding_size, hs = head_size(config), context_length = config->context_length;
     size_t kv = kv_size(config), group = config->head_count / config->kv_head_count;
     size_t value_stride = lf_kernel_value_stride(hs);
+    float *scores = w->scores + member * group * context_length;
+    size_t begin, end;
+    lf_team_share(config->kv_head_count * job->runs, member, members, &begin, &end);
+    for (size_t unit = begin; unit < end; unit++) {
+        size_t h = unit / job->runs, run = unit % job->runs;
+        for (size_t b = w->runs[run]; b < w->runs[run + 1]; b++) {
+            lf_transformer_cache *cache = job->caches[b];
+            uint64_t position = w->positions[b];
+            size_t head = job->layer * config->kv_head_count + h;
+            uint16_t *keys = cache->keys + head * key_elements(config);
+            uint16_t *values = cache->values + head * context_length * value_stride;
+            size_t slot = (size_t)(position % context_length);
+            size_t count = position + 1 < context_length ? (size_t)position + 1 : context_length;
+            const float *key = w->key + b * kv + h * hs, *value = w->value + b * kv + h * hs;
+            uint16_t *key_column = keys + slot / LF_KERNEL_KEY_BLOCK * hs * LF_KERNEL_KEY_BLOCK +
+                                   lf_kernel_cache_index(slot % LF_KERNEL_KEY_BLOCK);
+            for (size_t i = 0; i < hs; i++) {
+                key_column[i * LF_KERNEL_KEY_BLOCK] = lf_bf16_round(key[i]);
+                values[slot * value_stride + lf_kernel_cache_index(i)] = lf_bf16_round(value[i]);
+            }
+            /* query heads h * group .. (h + 1) * group - 1 share key/value head h */
+            w->kernels->attend(w->attended + b * d + h * group * hs, w->query + b * d + h * group * hs,
+                               keys, values, group, hs, count, scores);
+        }
+    }
+}
+
+static void attention(const lf_transformer *model, size_t layer, lf_transformer_cache *const *caches,
+                      size_t batch, size_t runs, lf_transformer_workspace *w)
+{
+    const lf_transformer_config *config = &model->config;
+    size_t d = config->embedding_size, hs = head_size(config), kv = kv_size(config);
     float query_scale = 1.0f / sqrtf((float)hs);
     for (size_t b = 0; b < batch; b++) {
         const float *cosines = w->cosines + b * hs / 2, *sines = w->sines + b * hs / 2;
@@ -240,27 +337,27 @@ static void attention(const lf_transformer *model, size_t layer, lf_transformer_
         for (size_t i = 0; i < d; i++)
             query[i] *= query_scale;
     }
-    for (size_t h = 0; h < config->kv_head_count; h++) {
-        for (size_t b = 0; b < batch; b++) {
-            lf_transformer_cache *cache = caches[b];
-            uint64_t position = w->positions[b];
-            size_t head = layer * config->kv_head_count + h;
-            uint16_t *keys = cache->keys + head * key_elements(config);
-            uint16_t *values = cache->values + head * context * value_stride;
-            size_t slot = (size_t)(position % context);
-            size_t count = position + 1 < context ? (size_t)position + 1 : context;
-            const float *key = w->key + b * kv + h * hs, *value = w->value + b * kv + h * hs;
-            uint16_t *key_column = keys + slot / LF_KERNEL_KEY_BLOCK * hs * LF_KERNEL_KEY_BLOCK +
-                                   lf_kernel_cache_index(slot % LF_KERNEL_KEY_BLOCK);
-            for (size_t i = 0; i < hs; i++) {
-                key_column[i * LF_KERNEL_KEY_BLOCK] = lf_bf16_round(key[i]);
-                values[slot * value_stride + lf_kernel_cache_index(i)] = lf_bf16_round(value[i]);
-            }
-            /* query heads h * group .. (h + 1) * group - 1 share key/value head h */
-            w->kernels->attend(w->attended + b * d + h * group * hs, w->query + b * d + h * group * hs,
-                               keys, values, group, hs, count, w->scores);
-        }
+    attention_job job = {model, layer, caches, runs, w};
+    lf_team_run(w->team, attention_share, &job);
+}
+
+/* Splits the step's rows into sequences (w->runs): -EINVAL when one cache
+ * names rows that are not adjacent. */
+static int64_t find_runs(lf_transformer_cache *const *caches, size_t count,
+                         lf_transformer_workspace *w, size_t *runs)
+{
+    size_t found = 0;
+    for (size_t b = 0; b < count; b++) {
+        if (b > 0 && caches[b] == caches[b - 1])
+            continue;
+        for (size_t r = 0; r < found; r++)
+            if (caches[w->runs[r]] == caches[b])
+                return -EINVAL;
+        w->runs[found++] = b;
     }
+    w->runs[found] = count;
+    *runs = found;
+    return 0;
 }
 
 static void embed(const lf_transformer *model, const uint32_t *tokens, size_t batch, float *x)
@@ -293,6 +390,9 @@ int64_t lf_transformer_step(const lf_transformer *model, lf_transformer_workspac
         if (tokens[b] >= config->vocab_size)
             return -EINVAL;
     lf_transformer_workspace *w = workspace;
+    size_t runs;
+    if (find_runs(caches, count, w, &runs) < 0)
+        return -EINVAL;
     size_t d = config->embedding_size, ff = config->feed_forward_size, half = head_size(config) / 2;
     /* positions in row order: a cache's second row is its next token */
     for (size_t b = 0; b < count; b++)
@@ -304,26 +404,25 @@ int64_t lf_transformer_step(const lf_transformer *model, lf_transformer_workspac
         const lf_transformer_layer *layer = &model->layers[l];
         normalize_batch(model, layer->attention_norm, count, w->x, w->normed);
         quantize(w, w->normed, count, d);
-        project(w, w->query, count, &layer->query);
-        project(w, w->key, count, &layer->key);
-        project(w, w->value, count, &layer->value);
-        attention(model, l, caches, count, w);
+        project(w, count, 3, (float *[3]){w->query, w->key, w->value},
+                (const lf_int8_matrix *[3]){&layer->query, &layer->key, &layer->value});
+        attention(model, l, caches, count, runs, w);
         quantize(w, w->attended, count, d);
-        project(w, w->projected, count, &layer->attention_output);
+        project(w, count, 1, (float *[3]){w->projected}, (const lf_int8_matrix *[3]){&layer->attention_output});
         for (size_t i = 0; i < count * d; i++)
             w->x[i] += w->projected[i];
         normalize_batch(model, layer->feed_forward_norm, count, w->x, w->normed);
         quantize(w, w->normed, count, d);
-        project(w, w->gate, count, &layer->gate);
-        project(w, w->up, count, &layer->up);
+        project(w, count, 2, (float *[3]){w->gate, w->up},
+                (const lf_int8_matrix *[3]){&layer->gate, &layer->up});
         w->kernels->swiglu(w->gate, w->up, count * ff);
         quantize(w, w->gate, count, ff);
-        project(w, w->projected, count, &layer->down);
+        project(w, count, 1, (float *[3]){w->projected}, (const lf_int8_matrix *[3]){&layer->down});
         for (size_t i = 0; i < count * d; i++)
             w->x[i] += w->projected[i];
     }
     normalize_batch(model, model->output_norm, count, w->x, w->normed);
     quantize(w, w->normed, count, d);
-    project(w, logits, count, &model->embedding);
+    project(w, count, 1, (float *[3]){logits}, (const lf_int8_matrix *[3]){&model->embedding});
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/parallel.h"
 
 typedef struct lf_transformer_config {
     uint32_t vocab_size;
@@ -56,8 +57,8 @@ typedef struct lf_transformer {
 
 /* One sequence's keys and values, a ring of context_length positions. */
 typedef struct lf_transformer_cache lf_transformer_cache;
-/* Scratch memory for steps of up to `capacity` sequences at once: one per
- * thread, reused for every step. */
+/* Scratch memory for steps of up to `capacity` rows at once, reused for
+ * every step, and the threads that share each step's work. */
 typedef struct lf_transformer_workspace lf_transformer_workspace;
 
 /* Zeroed memory on huge pages where the system gives them (free() it), for
@@ -76,17 +77,23 @@ void lf_transformer_cache_free(lf_transformer_cache *cache);
 void lf_transformer_cache_reset(lf_transformer_cache *cache);
 /* Tokens the cache has seen (its next position). */
 uint64_t lf_transformer_cache_position(const lf_transformer_cache *cache);
-int64_t lf_transformer_workspace_new(const lf_transformer *model, size_t capacity,
+/* The team's threads (NULL: the caller alone) share every step: each
+ * product's output columns and attention's (sequence, key/value head)
+ * pairs. Decoding reads all weights for every token, so two threads on one
+ * step read half each (docs/DECISIONS.md, "Threads inside a step"); the
+ * bits never depend on the team. The team must outlive the workspace and
+ * run one step at a time. */
+int64_t lf_transformer_workspace_new(const lf_transformer *model, size_t capacity, lf_team *team,
                                      lf_transformer_workspace **workspace);
 void lf_transformer_workspace_free(lf_transformer_workspace *workspace);
 
 /* Advances sequences by `count` (<= the workspace's capacity) tokens:
  * logits (count, vocab) for the token after tokens[i] in caches[i]. Rows
- * that name the same cache are consecutive tokens of that sequence, in row
- * order (an encoder knows its next tokens: feeding several at once reads the
- * weights and the cache once for all of them); the logits are those of
- * feeding them one step at a time. -EINVAL for a token outside the
- * vocabulary or too many rows. */
+ * that name the same cache are adjacent and consecutive tokens of that
+ * sequence, in row order (an encoder knows its next tokens: feeding several
+ * at once reads the weights and the cache once for all of them); the
+ * logits are those of feeding them one step at a time. -EINVAL for a token
+ * outside the vocabulary, too many rows, or rows of one cache apart. */
 int64_t lf_transformer_step(const lf_transformer *model, lf_transformer_workspace *workspace,
                             lf_transformer_cache *const *caches, const uint32_t *tokens,
                             size_t count, float *logits);

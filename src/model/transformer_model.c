@@ -78,28 +78,36 @@ struct lf_model_stream {
 static const loaded_transformer *loaded_of(const lf_model *model) { return model->state; }
 
 /* What the predictions of one run share: scratch for up to `capacity`
- * streams of LOOKAHEAD rows. */
+ * streams of LOOKAHEAD rows, and the threads that share the work. */
 typedef struct batch_state {
+    lf_team *team;
     lf_transformer_workspace *workspace;
     float *logits;                 /* (rows, vocab) */
-    uint32_t *tokens, *weights;    /* (rows), (vocab) */
+    uint32_t *tokens, *weights;    /* (rows), (team members, vocab) */
     lf_transformer_cache **caches; /* (rows) */
-    size_t *fed;                   /* (capacity): each stream's rows this step */
+    size_t *fed, *first_row;       /* (capacity): each stream's rows this step, the first */
+    int64_t *statuses;             /* (capacity): each stream's prediction */
+    /* the prediction being made (see finish_share) */
+    lf_model_stream *const *streams;
+    size_t count;
 } batch_state;
 
 static void close_batch(void *batch)
 {
     batch_state *state = batch;
     lf_transformer_workspace_free(state->workspace);
+    lf_team_free(state->team);
     free(state->logits);
     free(state->tokens);
     free(state->weights);
     free(state->caches);
     free(state->fed);
+    free(state->first_row);
+    free(state->statuses);
     free(state);
 }
 
-static int64_t open_batch(const lf_model *model, size_t capacity, void **batch)
+static int64_t open_batch(const lf_model *model, size_t capacity, unsigned threads, void **batch)
 {
     const lf_transformer *transformer = loaded_of(model)->transformer;
     size_t vocabulary = transformer->config.vocab_size;
@@ -107,14 +115,19 @@ static int64_t open_batch(const lf_model *model, size_t capacity, void **batch)
     if (!state)
         return -ENOMEM;
     size_t rows = capacity * LOOKAHEAD;
-    int64_t status = lf_transformer_workspace_new(transformer, rows, &state->workspace);
+    int64_t status = lf_team_new(threads, &state->team);
+    if (status == 0)
+        status = lf_transformer_workspace_new(transformer, rows, state->team, &state->workspace);
+    unsigned members = status == 0 ? lf_team_members(state->team) : 1;
     state->logits = malloc(rows * vocabulary * sizeof *state->logits);
     state->tokens = malloc(rows * sizeof *state->tokens);
-    state->weights = malloc(vocabulary * sizeof *state->weights);
+    state->weights = malloc(members * vocabulary * sizeof *state->weights);
     state->caches = malloc(rows * sizeof *state->caches);
     state->fed = malloc(capacity * sizeof *state->fed);
-    if (status == 0 &&
-        (!state->logits || !state->tokens || !state->weights || !state->caches || !state->fed))
+    state->first_row = malloc(capacity * sizeof *state->first_row);
+    state->statuses = malloc(capacity * sizeof *state->statuses);
+    if (status == 0 && (!state->logits || !state->tokens || !state->weights || !state->caches ||
+                        !state->fed || !state->first_row || !state->statuses))
         status = -ENOMEM;
     if (status < 0) {
         close_batch(state);
@@ -151,6 +164,35 @@ static float *next_logits(lf_model_stream *stream, float *logits, size_t fed, ui
     return stream->ahead + stream->ahead_used++ * vocabulary;
 }
 
+/* Each stream's table from its logits: the model's distribution, mixed
+ * with the stream's own statistics; streams shared by the team (each
+ * stream's work is its own, in the same order whoever does it). */
+static void finish_share(void *context, unsigned member, unsigned members)
+{
+    batch_state *state = context;
+    const lf_transformer *transformer = state->streams[0]->loaded->transformer;
+    uint32_t vocabulary = transformer->config.vocab_size;
+    const lf_kernels *kernels = lf_kernels_chosen();
+    size_t begin, end;
+    lf_team_share(state->count, member, members, &begin, &end);
+    for (size_t i = begin; i < end; i++) {
+        lf_model_stream *stream = state->streams[i];
+        float *logits = next_logits(stream, state->logits + state->first_row[i] * vocabulary,
+                                    state->fed[i], vocabulary);
+        int64_t status = lf_frequencies_resize(&stream->model_prediction, vocabulary);
+        if (status == 0) {
+            float sharpness = lf_token_mixer_sharpness(stream->mixer);
+            for (uint32_t token = 0; token < vocabulary; token++)
+                logits[token] *= sharpness;
+            kernels->distribution(&stream->model_prediction, logits,
+                                  state->weights + (size_t)member * vocabulary);
+            status = lf_token_mixer_predict(stream->mixer, logits, &stream->model_prediction,
+                                            &stream->prediction);
+        }
+        state->statuses[i] = status;
+    }
+}
+
 static int64_t predict_batch(void *batch, lf_model_stream *const *streams, size_t count)
 {
     batch_state *state = batch;
@@ -160,6 +202,7 @@ static int64_t predict_batch(void *batch, lf_model_stream *const *streams, size_
     for (size_t i = 0; i < count; i++) {
         lf_model_stream *stream = streams[i];
         state->fed[i] = rows_to_feed(stream);
+        state->first_row[i] = rows;
         if (state->fed[i] > 1 && !stream->ahead &&
             !(stream->ahead = malloc(LOOKAHEAD * vocabulary * sizeof *stream->ahead)))
             return -ENOMEM;
@@ -171,24 +214,15 @@ static int64_t predict_batch(void *batch, lf_model_stream *const *streams, size_
     int64_t status = rows ? lf_transformer_step(transformer, state->workspace, state->caches,
                                                 state->tokens, rows, state->logits)
                           : 0;
-    const lf_kernels *kernels = lf_kernels_chosen();
-    rows = 0;
-    for (size_t i = 0; status == 0 && i < count; i++) {
-        lf_model_stream *stream = streams[i];
-        float *logits = next_logits(stream, state->logits + rows * vocabulary, state->fed[i],
-                                    vocabulary);
-        rows += state->fed[i];
-        status = lf_frequencies_resize(&stream->model_prediction, vocabulary);
-        if (status == 0) {
-            float sharpness = lf_token_mixer_sharpness(stream->mixer);
-            for (uint32_t token = 0; token < vocabulary; token++)
-                logits[token] *= sharpness;
-            kernels->distribution(&stream->model_prediction, logits, state->weights);
-            status = lf_token_mixer_predict(stream->mixer, logits, &stream->model_prediction,
-                                            &stream->prediction);
-        }
-    }
-    return status;
+    if (status < 0)
+        return status;
+    state->streams = streams;
+    state->count = count;
+    lf_team_run(state->team, finish_share, state);
+    for (size_t i = 0; i < count; i++)
+        if (state->statuses[i] < 0)
+            return state->statuses[i];
+    return 0;
 }
 
 static void close_stream(lf_model_stream *stream)
@@ -226,7 +260,7 @@ static int64_t open_stream(const lf_model *model, const uint8_t *prefix, size_t 
     lf_transformer_workspace *workspace = NULL;
     float *logits = NULL;
     if (status >= 0 && history.count) {
-        status = lf_transformer_workspace_new(loaded->transformer, 1, &workspace);
+        status = lf_transformer_workspace_new(loaded->transformer, 1, NULL, &workspace);
         logits = malloc(vocabulary * sizeof *logits);
         if (status >= 0 && !logits)
             status = -ENOMEM;
@@ -353,7 +387,7 @@ static int64_t open_model(const char *name, const char *path, const uint8_t *ima
         return -ENOMEM;
     }
     *created = (lf_model){.class = &transformer_class, .segment_size = TRANSFORMER_SEGMENT_SIZE,
-                          .even_segments = true, .state = loaded};
+                          .even_segments = true, .threaded_steps = true, .state = loaded};
     const char *slash = strrchr(name, '/');
     snprintf(created->name, sizeof created->name, "%s", slash ? slash + 1 : name);
     int64_t status = path ? lf_gguf_open_file(path, &loaded->file, diagnostic)

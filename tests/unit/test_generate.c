@@ -221,7 +221,7 @@ static void *complete_on_thread(void *argument)
 {
     thread_job *job = argument;
     lf_generator *generator;
-    if (lf_generator_new(job->model, 0, &generator) == 0) {
+    if (lf_generator_new(job->model, 0, 1, &generator) == 0) {
         (void)lf_generate_complete(generator, (const uint8_t *)job->prompt, strlen(job->prompt),
                                    NULL, 40, &job->completion, NULL);
         lf_generator_free(generator);
@@ -233,8 +233,8 @@ static void test_generation_is_deterministic(void **state)
 {
     fixture *f = *state;
     lf_generator *first, *second;
-    assert_int_equal(lf_generator_new(f->model, 0, &first), 0);
-    assert_int_equal(lf_generator_new(f->model, 0, &second), 0);
+    assert_int_equal(lf_generator_new(f->model, 0, 1, &first), 0);
+    assert_int_equal(lf_generator_new(f->model, 0, 2, &second), 0);
     lf_buffer once = complete(first, prompts[0], 40, NULL);
     lf_buffer other = complete(first, prompts[1], 40, NULL);
     lf_buffer again = complete(first, prompts[0], 40, NULL); /* after another sequence */
@@ -273,7 +273,7 @@ static lf_token_array reference_completion(const lf_generate_model *model, const
     lf_transformer_workspace *workspace;
     assert_int_equal(lf_tokenizer_encoder_create(lf_generate_model_tokenizer(model), &encoder), 0);
     assert_int_equal(lf_transformer_cache_new(transformer, &cache), 0);
-    assert_int_equal(lf_transformer_workspace_new(transformer, 1, &workspace), 0);
+    assert_int_equal(lf_transformer_workspace_new(transformer, 1, NULL, &workspace), 0);
     lf_token_array tokens = {0}, completion = {0};
     assert_true(lf_generate_encode_prompt(encoder, (const uint8_t *)prompt, strlen(prompt),
                                           &tokens) > 0);
@@ -302,6 +302,7 @@ static lf_token_array reference_completion(const lf_generate_model *model, const
     return completion;
 }
 
+/* Nor do prompt rows or the threads sharing a step. */
 static void test_prompt_rows_never_change_results(void **state)
 {
     fixture *f = *state;
@@ -314,7 +315,7 @@ static void test_prompt_rows_never_change_results(void **state)
     static const uint32_t rows[] = {1, 5, CONTEXT, 32, 100};
     for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
         lf_generator *generator;
-        assert_int_equal(lf_generator_new(f->model, rows[r], &generator), 0);
+        assert_int_equal(lf_generator_new(f->model, rows[r], 1 + r % 3, &generator), 0);
         lf_generator_copy_bias(generator, 0); /* the reference is the model's greedy choice */
         lf_buffer nothing = complete(generator, prompts[0], 0, NULL);
         assert_int_equal(nothing.length, 0);
@@ -338,7 +339,7 @@ static void test_stops_at_max_tokens(void **state)
 {
     fixture *f = *state;
     lf_generator *generator;
-    assert_int_equal(lf_generator_new(f->model, 0, &generator), 0);
+    assert_int_equal(lf_generator_new(f->model, 0, 1, &generator), 0);
     lf_generate_stats stats;
     lf_buffer longer = complete(generator, prompts[1], 12, &stats);
     assert_false(stats.ended); /* this random model never chooses <|endoftext|> this early */
@@ -368,7 +369,7 @@ static void test_stops_at_end_of_text(void **state)
     fixture *f = *state;
     lf_generate_model *model = make_model(f, END_FAVOURED);
     lf_generator *generator;
-    assert_int_equal(lf_generator_new(model, 0, &generator), 0);
+    assert_int_equal(lf_generator_new(model, 0, 1, &generator), 0);
     lf_generate_stats stats;
     lf_buffer completion = complete(generator, prompts[0], 50, &stats);
     assert_true(stats.ended);
@@ -384,7 +385,7 @@ static void test_ties_go_to_the_lowest_id(void **state)
     fixture *f = *state;
     lf_generate_model *model = make_model(f, ZERO_EMBEDDING);
     lf_generator *generator;
-    assert_int_equal(lf_generator_new(model, 0, &generator), 0);
+    assert_int_equal(lf_generator_new(model, 0, 1, &generator), 0);
     lf_generate_stats stats;
     lf_buffer completion = complete(generator, prompts[1], 9, &stats);
     static const uint8_t zeros[9] = {0}; /* every logit 0: token 0, the byte 0 */
@@ -407,7 +408,7 @@ static void test_the_guard_keeps_write_answers_to_the_state_syntax(void **state)
     enum { TOKENS = 7 };
     lf_generate_model *model = make_model(f, LESS_THAN_FAVOURED);
     lf_generator *generator;
-    assert_int_equal(lf_generator_new(model, 0, &generator), 0);
+    assert_int_equal(lf_generator_new(model, 0, 1, &generator), 0);
     lf_generate_stats stats;
     lf_buffer guarded = complete(generator, prompts[1], TOKENS, &stats);
     assert_int_equal(guarded.length, TOKENS);
@@ -434,7 +435,7 @@ static void test_second_opinions_skip_what_the_guard_forces(void **state)
     enum { TOKENS = 12, CHOICES = 16 };
     lf_generate_model *model = make_model(f, LESS_THAN_FAVOURED);
     lf_generator *generator;
-    assert_int_equal(lf_generator_new(model, 0, &generator), 0);
+    assert_int_equal(lf_generator_new(model, 0, 1, &generator), 0);
     lf_buffer greedy = complete(generator, prompts[1], TOKENS, NULL);
     assert_memory_equal(greedy.data, "<filesystem ", TOKENS);
     lf_generate_branch choices[CHOICES];
@@ -473,7 +474,7 @@ static void test_open_errors_and_owned_model(void **state)
     /* a generator owning its model answers as one sharing it */
     lf_generator *owning, *sharing;
     assert_int_equal(lf_generator_open(model_path, &owning, NULL), 0);
-    assert_int_equal(lf_generator_new(f->model, 0, &sharing), 0);
+    assert_int_equal(lf_generator_new(f->model, 0, 1, &sharing), 0);
     lf_buffer a = complete(owning, prompts[1], 20, NULL), b = complete(sharing, prompts[1], 20, NULL);
     assert_buffers_equal(&a, &b);
     lf_buffer_free(&a), lf_buffer_free(&b);
@@ -501,9 +502,9 @@ static void test_branches_take_the_runner_up_where_the_model_hesitated(void **st
     enum { TOKENS = 12, CHOICES = 4 };
     uint32_t vocabulary = lf_generate_model_transformer(f->model)->config.vocab_size;
     lf_generator *generator, *checker, *one_row;
-    assert_int_equal(lf_generator_new(f->model, 0, &generator), 0);
-    assert_int_equal(lf_generator_new(f->model, 0, &checker), 0);
-    assert_int_equal(lf_generator_new(f->model, 1, &one_row), 0);
+    assert_int_equal(lf_generator_new(f->model, 0, 1, &generator), 0);
+    assert_int_equal(lf_generator_new(f->model, 0, 2, &checker), 0);
+    assert_int_equal(lf_generator_new(f->model, 1, 1, &one_row), 0);
     lf_generator *generators[] = {generator, checker, one_row};
     for (size_t i = 0; i < 3; i++) /* the reference is the model's greedy choice */
         lf_generator_copy_bias(generators[i], 0);
@@ -583,7 +584,7 @@ static lf_buffer complete_from(const fixture *f, const char *prompt, const char 
     lf_tokenizer_token_bytes(f->tokenizer, tokens.ids[0], &length);
     assert_true(length >= 2);
     lf_generator *generator;
-    assert_int_equal(lf_generator_new(f->model, 0, &generator), 0);
+    assert_int_equal(lf_generator_new(f->model, 0, 1, &generator), 0);
     lf_generator_guard_states(generator, false);
     lf_generator_copy_bias(generator, bias);
     enum { TOKENS = 40 };
@@ -667,7 +668,7 @@ static void test_copying_takes_any_prompt(void **state)
         "<body", ">", "&lt;", "&amp", "&#10;", "&", "ab", "abab", "conf", "\n"};
     enum { PIECES = sizeof pieces / sizeof *pieces };
     lf_generator *generator;
-    assert_int_equal(lf_generator_new(f->model, 0, &generator), 0);
+    assert_int_equal(lf_generator_new(f->model, 0, 1, &generator), 0);
     lf_generator_guard_states(generator, false);
     lf_generator_copy_bias(generator, 1000);
     lf_random random;
@@ -705,7 +706,7 @@ static void test_fits_counts_as_fine_tuning_does(void **state)
 {
     fixture *f = *state;
     lf_generator *generator;
-    assert_int_equal(lf_generator_new(f->model, 0, &generator), 0);
+    assert_int_equal(lf_generator_new(f->model, 0, 1, &generator), 0);
     lf_tokenizer_encoder *encoder;
     assert_int_equal(lf_tokenizer_encoder_create(f->tokenizer, &encoder), 0);
     const char *prompt = "<R>\nab";

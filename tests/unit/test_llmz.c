@@ -216,9 +216,9 @@ static void test_raw_stream_ends_itself(void **state)
     lf_model *model = open_model("cm-small");
     lf_span input = {(const uint8_t *)text, sizeof text - 1};
     lf_buffer payload = {0}, restored = {0};
-    assert_int_equal(lf_model_encode(model, (lf_span){NULL, 0}, &input, 1, true, &payload), 0);
+    assert_int_equal(lf_model_encode(model, (lf_span){NULL, 0}, &input, 1, true, 1, &payload), 0);
     lf_span coded = {payload.data, payload.length};
-    assert_int_equal(lf_model_decode(model, (lf_span){NULL, 0}, &coded, NULL, 1, &restored), 0);
+    assert_int_equal(lf_model_decode(model, (lf_span){NULL, 0}, &coded, NULL, 1, 2, &restored), 0);
     assert_int_equal(restored.length, input.size);
     assert_memory_equal(restored.data, text, input.size);
     lf_buffer_free(&payload);
@@ -411,12 +411,12 @@ static void test_model_streams_read_the_prefix(void **state)
     const lf_span inputs[] = {span_of(text), {(const uint8_t *)text + 40, 100}};
     lf_span prefix = span_of(text);
     lf_buffer plain[2] = {{0}}, primed[2] = {{0}}, restored[2] = {{0}};
-    assert_int_equal(lf_model_encode(model, (lf_span){NULL, 0}, inputs, 2, false, plain), 0);
-    assert_int_equal(lf_model_encode(model, prefix, inputs, 2, false, primed), 0);
+    assert_int_equal(lf_model_encode(model, (lf_span){NULL, 0}, inputs, 2, false, 1, plain), 0);
+    assert_int_equal(lf_model_encode(model, prefix, inputs, 2, false, 2, primed), 0);
     const lf_span payloads[] = {{primed[0].data, primed[0].length},
                                 {primed[1].data, primed[1].length}};
     const uint64_t sizes[] = {inputs[0].size, inputs[1].size};
-    assert_int_equal(lf_model_decode(model, prefix, payloads, sizes, 2, restored), 0);
+    assert_int_equal(lf_model_decode(model, prefix, payloads, sizes, 2, 2, restored), 0);
     for (size_t i = 0; i < 2; i++) {
         assert_true(primed[i].length * 4 < plain[i].length);
         assert_int_equal(restored[i].length, inputs[i].size);
@@ -495,8 +495,8 @@ static void test_prefix_round_trips_with_a_transformer(void **state)
     /* the model's own payload changes with the prefix */
     lf_span input = {(const uint8_t *)data, size};
     lf_buffer plain = {0}, primed = {0};
-    assert_int_equal(lf_model_encode(model, (lf_span){NULL, 0}, &input, 1, false, &plain), 0);
-    assert_int_equal(lf_model_encode(model, path, &input, 1, false, &primed), 0);
+    assert_int_equal(lf_model_encode(model, (lf_span){NULL, 0}, &input, 1, false, 1, &plain), 0);
+    assert_int_equal(lf_model_encode(model, path, &input, 1, false, 1, &primed), 0);
     assert_false(plain.length == primed.length &&
                  memcmp(plain.data, primed.data, plain.length) == 0);
     lf_buffer_free(&plain);

@@ -428,7 +428,7 @@ static agreement compare_with_engine(const char *model_path, const float *parame
         fail_msg("load: %s", diagnostic.message);
     lf_transformer_workspace *workspace;
     lf_transformer_cache *cache;
-    assert_int_equal(lf_transformer_workspace_new(model, 1, &workspace), 0);
+    assert_int_equal(lf_transformer_workspace_new(model, 1, NULL, &workspace), 0);
     assert_int_equal(lf_transformer_cache_new(model, &cache), 0);
 
     lf_train_network *network;

@@ -58,7 +58,7 @@ static int setup(void **state)
     if (lf_gguf_open_file(f->path, &f->file, &diagnostic) != 0 ||
         lf_transformer_load(f->file, &f->model, &diagnostic) != 0)
         fail_msg("load: %s", diagnostic.message);
-    assert_int_equal(lf_transformer_workspace_new(f->model, 8, &f->workspace), 0);
+    assert_int_equal(lf_transformer_workspace_new(f->model, 8, NULL, &f->workspace), 0);
     *state = f;
     return 0;
 }
@@ -176,6 +176,57 @@ static void test_batch_composition_never_changes_bits(void **state)
     free(single), free(many);
 }
 
+/* Nor do the threads that share a step: teams of 1, 2 and 3 give the same
+ * bits for steps that mix sequences of several rows (an encoder's
+ * lookahead) and of one, past the context's end. Rows of one cache must be
+ * adjacent. */
+static void test_threads_never_change_bits(void **state)
+{
+    fixture *f = *state;
+    uint32_t vocabulary = f->config.vocab_size;
+    enum { TEAMS = 3, SEQUENCES = 3, ROWS = 6, STEPS = 12 };
+    static const size_t rows_of[SEQUENCES] = {3, 1, 2};
+    lf_team *teams[TEAMS];
+    lf_transformer_workspace *workspaces[TEAMS];
+    lf_transformer_cache *caches[TEAMS][SEQUENCES];
+    float *logits[TEAMS];
+    for (int t = 0; t < TEAMS; t++) {
+        assert_int_equal(lf_team_new((unsigned)t + 1, &teams[t]), 0);
+        assert_int_equal(lf_transformer_workspace_new(f->model, ROWS, teams[t], &workspaces[t]), 0);
+        for (int s = 0; s < SEQUENCES; s++)
+            assert_int_equal(lf_transformer_cache_new(f->model, &caches[t][s]), 0);
+        logits[t] = malloc(ROWS * vocabulary * sizeof(float));
+    }
+    lf_random random;
+    lf_random_seed(&random, 5);
+    for (int step = 0; step < STEPS; step++) {
+        uint32_t tokens[ROWS];
+        for (int r = 0; r < ROWS; r++)
+            tokens[r] = (uint32_t)lf_random_below(&random, vocabulary);
+        for (int t = 0; t < TEAMS; t++) {
+            lf_transformer_cache *row_caches[ROWS];
+            for (size_t s = 0, r = 0; s < SEQUENCES; s++)
+                for (size_t k = 0; k < rows_of[s]; k++)
+                    row_caches[r++] = caches[t][s];
+            assert_int_equal(lf_transformer_step(f->model, workspaces[t], row_caches, tokens, ROWS,
+                                                 logits[t]), 0);
+            if (t > 0)
+                assert_memory_equal(logits[0], logits[t], ROWS * vocabulary * sizeof(float));
+        }
+    }
+    lf_transformer_cache *apart[3] = {caches[0][0], caches[0][1], caches[0][0]};
+    uint32_t tokens[3] = {1, 2, 3};
+    assert_int_equal(lf_transformer_step(f->model, workspaces[0], apart, tokens, 3, logits[0]),
+                     -EINVAL);
+    for (int t = 0; t < TEAMS; t++) {
+        for (int s = 0; s < SEQUENCES; s++)
+            lf_transformer_cache_free(caches[t][s]);
+        lf_transformer_workspace_free(workspaces[t]);
+        lf_team_free(teams[t]);
+        free(logits[t]);
+    }
+}
+
 /* Floats uniform in [-spread, spread], one in 50 exactly zero. */
 static void random_floats(lf_random *random, float *x, size_t count, float spread)
 {
@@ -255,8 +306,16 @@ static void test_kernel_variants_agree(void **state)
             make_matrix(&random, rows, columns, &m);
             size_t out_bytes = batch * rows * sizeof(float);
             float *out[2] = {malloc(out_bytes), malloc(out_bytes)};
-            portable->matmul(out[0], q[0], scales[0], batch, &m.matrix);
-            k->matmul(out[1], q[0], scales[0], batch, &m.matrix);
+            portable->matmul(out[0], q[0], scales[0], batch, &m.matrix, 0, rows);
+            /* in two shares, as threads take them: the second leaves the
+             * first's columns alone, and together they are the whole */
+            size_t split = rows / 2 / LF_KERNEL_OUTPUT_ALIGN * LF_KERNEL_OUTPUT_ALIGN;
+            memset(out[1], 0xFF, out_bytes);
+            k->matmul(out[1], q[0], scales[0], batch, &m.matrix, split, rows);
+            for (size_t b = 0; b < batch; b++)
+                for (size_t o = 0; o < split; o++)
+                    assert_int_equal(((uint32_t *)out[1])[b * rows + o], 0xFFFFFFFFu);
+            k->matmul(out[1], q[0], scales[0], batch, &m.matrix, 0, split);
             assert_memory_equal(out[0], out[1], batch * rows * sizeof(float));
             free_matrix(&m);
             free(x), free(q[0]), free(q[1]), free(out[0]), free(out[1]);
@@ -394,6 +453,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_float_reference),
         cmocka_unit_test(test_batch_composition_never_changes_bits),
+        cmocka_unit_test(test_threads_never_change_bits),
         cmocka_unit_test(test_kernel_variants_agree),
         cmocka_unit_test(test_bfloat16_rounding),
         cmocka_unit_test(test_bad_files_are_refused),
