@@ -10,6 +10,10 @@
 # model's payload would be dropped and decompression would not run the
 # model), and its cost per token is that of any text.
 #
+# The last two columns code the input as one segment (--best): one stream,
+# whose steps both threads share (docs/DECISIONS.md, "Threads inside a
+# step"); the others as two, a thread each.
+#
 # Usage: bench/engine_speed.sh [BUILD_DIR (build)] [TOKENS (100000)] [REPEAT (1)]
 # Each figure is the best of REPEAT runs (the machine is shared: timings are
 # noisy). LLMFUSE_KERNELS=portable|avx2|avx512-vnni picks the kernels.
@@ -62,8 +66,8 @@ cell() { # SECONDS: "tokens/s (KB/s)"
 
 echo "Input: $bytes bytes, $count tokens of random vocabulary text; kernels: $("$llmfuse" model info "$work/1M.gguf" | sed -n 's/^kernel: *//p'); $(nproc) CPUs ($(sed -n 's/^model name\t: //p' /proc/cpuinfo | head -n 1))."
 echo
-echo "| model | parameters | compress -T1 | compress -T2 | decompress -T1 | decompress -T2 |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| model | parameters | compress -T1 | compress -T2 | decompress -T1 | decompress -T2 | one segment: compress -T2 | decompress -T2 |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for spec in "${models[@]}"; do
   read -r name _ <<<"$spec"
   model=$work/$name.gguf
@@ -83,6 +87,9 @@ for spec in "${models[@]}"; do
       row="$row $(cell "$t") |"
     done
   done
+  "$llmencode" -m "$model" --best -c "$work/input" >"$work/$name.best.llmz"
+  row="$row $(cell "$(seconds "$llmencode" -m "$model" --best -T 2 -c "$work/input")") |"
+  row="$row $(cell "$(seconds "$llmencode" -m "$model" -T 2 -d -c "$work/$name.best.llmz")") |"
   echo "$row"
 done
 echo
@@ -114,7 +121,7 @@ for spec in "${models[@]}"; do
       if (symbol ~ /^(tile_|lf_kernel_matmul|matmul_portable|lf_kernel_quantize|quantize_portable)/) k = "matmul"
       else if (symbol ~ /^(lf_kernel_attend|attend_portable)/) k = "attention"
       else if (symbol ~ /^(lf_kernel_distribution|distribution_portable|lf_frequencies_set|lf_exact_expf)/) k = "frequencies"
-      else if (symbol ~ /^(lf_kernel_rmsnorm|lf_kernel_swiglu|swiglu_portable|lf_transformer_step|lf_exact_(sin|cos))/) k = "step"
+      else if (symbol ~ /^(lf_kernel_rmsnorm|lf_kernel_swiglu|swiglu_portable|lf_transformer_step|lf_exact_(sin|cos)|products_share|attention_share|finish_share)/) k = "step"
       else if (symbol ~ /^(lf_range_|lf_frequencies_(encode|decode|find)|encode_next|decode_next)/) k = "coding"
       else k = "other"
       total[k] += share; all += share

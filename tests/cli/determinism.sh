@@ -2,7 +2,9 @@
 # inputs compressed with the same random transformer, and a text with the
 # shipped model (built in as 'base'), under every configuration give
 # byte-identical archives, and every configuration decompresses them. Configurations: this build's fastest kernels, its AVX2
-# and portable kernels (LLMFUSE_KERNELS), 1 and 2 threads, a segment alone
+# and portable kernels (LLMFUSE_KERNELS), 1, 2 and 4 threads (threads share
+# the steps of a run when there are fewer runs than threads: one segment on
+# two, two segments on four, more threads than cores), a segment alone
 # (--batch 1), a few together and all together; then a portable build
 # (-DLLMFUSE_PORTABLE=ON: no intrinsics at all) and an -O0 build, both with
 # the other compiler (gcc <-> clang) when it is installed. Under the
@@ -44,6 +46,7 @@ configurations=(
   "native-T1|$build||-T 1"
   "native-T2-batch2|$build||-T 2 --batch 2"
   "native-T2|$build||-T 2"
+  "native-T4|$build||-T 4"
   "avx2-kernels-T2|$build|LLMFUSE_KERNELS=avx2|-T 2"
   "portable-kernels-T1-batch3|$build|LLMFUSE_KERNELS=portable|-T 1 --batch 3"
 )
