@@ -164,6 +164,8 @@ static int64_t transform(const settings *options, const char *name, const lf_buf
     if (options->format == FORMAT_RAW) {
         lf_span span = {input->data, input->length};
         unsigned threads = options->threads ? options->threads : lf_parallel_default_threads();
+        if (threads > model->step_threads)
+            threads = model->step_threads ? model->step_threads : 1;
         if (options->mode == MODE_COMPRESS) {
             status = lf_model_encode(model, (lf_span){NULL, 0}, &span, 1, true, threads, output);
         } else {

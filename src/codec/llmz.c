@@ -157,8 +157,8 @@ int64_t lf_llmz_read_header(const uint8_t *archive, uint64_t size, lf_llmz_heade
  * thread each: enough runs that none holds more than the batch size, a
  * multiple of the thread count (while segments last), split where the
  * bytes (the work) are about equal, so that threads finish together. With
- * fewer runs than threads (one segment), a model with threaded_steps gets
- * the spare threads inside each run's predictions. The split never changes
+ * fewer runs than threads (one segment), a model with step_threads gets
+ * the spare threads inside each run's predictions, up to that many. The split never changes
  * the bytes, so it is free to follow the thread count. */
 typedef struct job_plan {
     size_t count;
@@ -202,9 +202,11 @@ static int64_t plan_jobs(const lf_llmz_options *options, const lf_llmz_segment *
     }
     plan->job_threads = threads;
     plan->step_threads = 1;
-    if (options->model->threaded_steps && plan->count > 0 && plan->count < threads) {
+    if (options->model->step_threads > 1 && plan->count > 0 && plan->count < threads) {
         plan->job_threads = (unsigned)plan->count;
         plan->step_threads = threads / (unsigned)plan->count;
+        if (plan->step_threads > options->model->step_threads)
+            plan->step_threads = options->model->step_threads;
     }
     return 0;
 }

@@ -179,6 +179,13 @@ void lf_generator_free(lf_generator *generator)
     free(generator);
 }
 
+/* One per core, up to what a step is worth sharing among. */
+static unsigned step_threads_default(void)
+{
+    unsigned cores = lf_parallel_default_threads();
+    return cores < LF_TRANSFORMER_STEP_THREADS ? cores : LF_TRANSFORMER_STEP_THREADS;
+}
+
 int64_t lf_generator_new(const lf_generate_model *model, uint32_t prompt_rows, unsigned threads,
                          lf_generator **generator)
 {
@@ -191,7 +198,7 @@ int64_t lf_generator_new(const lf_generate_model *model, uint32_t prompt_rows, u
     size_t rows = created->prompt_rows;
     int64_t status = lf_transformer_cache_new(transformer, &created->cache);
     if (status == 0)
-        status = lf_team_new(threads ? threads : lf_parallel_default_threads(), &created->team);
+        status = lf_team_new(threads ? threads : step_threads_default(), &created->team);
     if (status == 0)
         status = lf_transformer_workspace_new(transformer, rows, created->team, &created->workspace);
     if (status == 0)

@@ -65,7 +65,8 @@ typedef struct lf_generator lf_generator;
 /* A generator on a loaded model, which must outlive it. prompt_rows:
  * prompt tokens fed per step, 0 for LF_GENERATE_PROMPT_ROWS (1 feeds one
  * token at a time: the same results, slower); threads: how many share each
- * step (0: one per core; the same results whatever the count). */
+ * step (0: one per core, at most LF_TRANSFORMER_STEP_THREADS; the same
+ * results whatever the count). */
 int64_t lf_generator_new(const lf_generate_model *model, uint32_t prompt_rows, unsigned threads,
                          lf_generator **generator);
 /* A generator that loads and owns its model (lf_generate_model_open's

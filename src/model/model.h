@@ -30,7 +30,7 @@ typedef struct lf_model_class {
     void (*close_stream)(lf_model_stream *stream);
     /* State shared by the predictions of one run of up to `capacity` streams
      * (scratch memory, reused for every step, and for a model with
-     * threaded_steps the `threads` that share each prediction's work); NULL
+     * step_threads the `threads` that share each prediction's work); NULL
      * for models that need none. */
     int64_t (*open_batch)(const lf_model *model, size_t capacity, unsigned threads, void **batch);
     void (*close_batch)(void *batch);
@@ -62,11 +62,11 @@ struct lf_model {
      * adaptive models pay for every restart). */
     bool even_segments;
     size_t batch_size;        /* streams worth predicting together */
-    /* Threads can share each prediction (open_batch's threads): a coder with
-     * more threads than batches gives them the spare ones. A transformer
-     * decoding one stream reads every weight for each token, and two threads
-     * on one step read half each. */
-    bool threaded_steps;
+    /* How many threads can share each prediction (open_batch's threads; 1:
+     * none): a coder with more threads than batches gives them the spare
+     * ones, up to this. A transformer decoding one stream reads every weight
+     * for each token, and two threads on one step read half each. */
+    unsigned step_threads;
     /* A built-in model the codec also tries on a whole input, keeping the
      * smaller archive (NULL: none): the shipped transformer, trained on
      * technical text, loses to the adaptive model on some literature. */
@@ -97,7 +97,7 @@ typedef struct lf_span {
  * stream first reads `prefix` ({NULL, 0}: none), the same for all: the
  * inputs are segments of one file, and the prefix says what the file is
  * (its path). The prefix is not coded; decoding needs the same one.
- * `threads` share each prediction where the model has threaded_steps (1:
+ * `threads` share each prediction where the model has step_threads (1:
  * the caller alone); they never change the bytes. */
 int64_t lf_model_encode(const lf_model *model, lf_span prefix, const lf_span *inputs, size_t count,
                         bool with_end_symbol, unsigned threads, lf_buffer *outputs);

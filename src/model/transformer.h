@@ -85,6 +85,10 @@ uint64_t lf_transformer_cache_position(const lf_transformer_cache *cache);
  * run one step at a time. */
 int64_t lf_transformer_workspace_new(const lf_transformer *model, size_t capacity, lf_team *team,
                                      lf_transformer_workspace **workspace);
+/* The most threads worth sharing one step, until measured beyond two cores:
+ * every round waits for its slowest member, and with more members each
+ * gets a few tiles of a product and at most one attention head. */
+#define LF_TRANSFORMER_STEP_THREADS 4
 void lf_transformer_workspace_free(lf_transformer_workspace *workspace);
 
 /* Advances sequences by `count` (<= the workspace's capacity) tokens:

@@ -387,7 +387,8 @@ static int64_t open_model(const char *name, const char *path, const uint8_t *ima
         return -ENOMEM;
     }
     *created = (lf_model){.class = &transformer_class, .segment_size = TRANSFORMER_SEGMENT_SIZE,
-                          .even_segments = true, .threaded_steps = true, .state = loaded};
+                          .even_segments = true, .step_threads = LF_TRANSFORMER_STEP_THREADS,
+                          .state = loaded};
     const char *slash = strrchr(name, '/');
     snprintf(created->name, sizeof created->name, "%s", slash ? slash + 1 : name);
     int64_t status = path ? lf_gguf_open_file(path, &loaded->file, diagnostic)
